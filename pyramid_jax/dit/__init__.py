@@ -1,0 +1,1 @@
+"""The Pyramid Flow DiT families."""

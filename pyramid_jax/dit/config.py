@@ -1,0 +1,125 @@
+"""Configs of the two DiT families, as the reference pipeline builds them (dit_spec.md §1, §3.1, §4.1)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+from pyramid_jax.config import ConfigError, FrozenConfig
+from pyramid_jax.layers.attention import ATTENTION_BACKENDS
+
+# Reference training/kernel switches with no numerical effect on the SDPA semantics this port implements:
+# flash-attn (whose varlen path drops the temporal-causal mask, a quirk we do not copy) and torch gradient
+# checkpointing (our memory knobs are our own options).
+_REFERENCE_ONLY_FIELDS = frozenset({"use_flash_attn", "use_gradient_checkpointing", "gradient_checkpointing_ratio"})
+
+
+@dataclasses.dataclass(frozen=True)
+class FluxConfig(FrozenConfig):
+    """`PyramidFluxTransformer` (miniFLUX): double- then single-stream blocks, 3-axis RoPE, 2x2 token packing."""
+
+    # The Flux code stores but never reads `interp_condition_pos`: its condition positions are always interpolated.
+    IGNORED_FIELDS: ClassVar[frozenset[str]] = _REFERENCE_ONLY_FIELDS | {"interp_condition_pos"}
+    CLASS_NAME: ClassVar[str] = "PyramidFluxTransformer"
+
+    patch_size: int = 1
+    in_channels: int = 64
+    num_layers: int = 19
+    num_single_layers: int = 38
+    attention_head_dim: int = 64
+    num_attention_heads: int = 24
+    joint_attention_dim: int = 4096
+    pooled_projection_dim: int = 768
+    axes_dims_rope: tuple[int, ...] = (16, 24, 24)
+    use_temporal_causal: bool = True
+    attention_backend: str = "xla"
+
+    def __post_init__(self):
+        if self.patch_size != 1:
+            raise ConfigError(f"FluxConfig.patch_size must be 1 (token packing is a fixed 2x2), got {self.patch_size}")
+        if self.in_channels % 4:
+            raise ConfigError(f"FluxConfig.in_channels must be 4 x latent channels, got {self.in_channels}")
+        if len(self.axes_dims_rope) != 3 or any(a % 2 for a in self.axes_dims_rope):
+            raise ConfigError(f"FluxConfig.axes_dims_rope must be 3 even sizes (t, h, w), got {self.axes_dims_rope}")
+        if sum(self.axes_dims_rope) != self.attention_head_dim:
+            raise ConfigError(
+                f"FluxConfig.axes_dims_rope {self.axes_dims_rope} must sum to attention_head_dim "
+                f"{self.attention_head_dim}")
+        _check_backend(self)
+
+    @property
+    def inner_dim(self) -> int:
+        return self.num_attention_heads * self.attention_head_dim
+
+    @property
+    def latent_channels(self) -> int:
+        return self.in_channels // 4
+
+
+@dataclasses.dataclass(frozen=True)
+class MMDiTConfig(FrozenConfig):
+    """`PyramidDiffusionMMDiT` (SD3-style): joint blocks, 2-D sincos positions plus temporal RoPE."""
+
+    # `use_t5_mask` is stored but never read by the reference: the text mask is always applied.
+    IGNORED_FIELDS: ClassVar[frozenset[str]] = _REFERENCE_ONLY_FIELDS | {"use_t5_mask"}
+    CLASS_NAME: ClassVar[str] = "PyramidDiffusionMMDiT"
+
+    sample_size: int = 128
+    patch_size: int = 2
+    in_channels: int = 16
+    num_layers: int = 24
+    attention_head_dim: int = 64
+    num_attention_heads: int = 24
+    caption_projection_dim: int = 1152
+    pooled_projection_dim: int = 2048
+    pos_embed_max_size: int = 192
+    max_num_frames: int = 200
+    qk_norm: str = "rms_norm"
+    pos_embed_type: str = "rope"
+    temp_pos_embed_type: str = "sincos"
+    joint_attention_dim: int = 4096
+    use_temporal_causal: bool = False
+    add_temp_pos_embed: bool = False
+    interp_condition_pos: bool = False
+    attention_backend: str = "xla"
+
+    def __post_init__(self):
+        _check_backend(self)
+
+    @property
+    def inner_dim(self) -> int:
+        return self.num_attention_heads * self.attention_head_dim
+
+    @property
+    def latent_channels(self) -> int:
+        return self.in_channels
+
+
+def _check_backend(config) -> None:
+    if config.attention_backend not in ATTENTION_BACKENDS:
+        raise ConfigError(f"unknown attention_backend {config.attention_backend!r}; choose one of {sorted(ATTENTION_BACKENDS)}")
+
+
+DIT_CONFIGS: dict[str, type[FrozenConfig]] = {c.CLASS_NAME: c for c in (FluxConfig, MMDiTConfig)}
+
+# What `build_pyramid_dit` passes to `from_pretrained` on top of config.json (dit_spec.md §1). They fill the
+# fields a released config.json lacks; values a config.json carries are kept.
+PIPELINE_LOAD_DEFAULTS: dict[str, dict] = {
+    "PyramidFluxTransformer": dict(use_temporal_causal=True, axes_dims_rope=(16, 24, 24)),
+    "PyramidDiffusionMMDiT": dict(use_temporal_causal=True, add_temp_pos_embed=True, temp_pos_embed_type="rope",
+                                  interp_condition_pos=True),
+}
+
+
+def dit_config_from_dict(values: dict, **overrides) -> FrozenConfig:
+    """Picks the family from `_class_name`, fills the pipeline's load-time values, then applies `overrides`."""
+    class_name = values.get("_class_name")
+    if class_name not in DIT_CONFIGS:
+        raise ConfigError(f"config `_class_name` is {class_name!r}; expected one of {sorted(DIT_CONFIGS)}")
+    filled = {**PIPELINE_LOAD_DEFAULTS[class_name], **values}
+    return DIT_CONFIGS[class_name].from_dict(filled, **overrides)
+
+
+def dit_config_to_dict(config: FrozenConfig) -> dict:
+    """The JSON form written next to converted weights (round-trips through `dit_config_from_dict`)."""
+    return {"_class_name": config.CLASS_NAME, **config.to_dict()}

@@ -1,0 +1,86 @@
+"""`PyramidFluxTransformer` (miniFLUX) as an NNX module; attribute names mirror the torch state dict."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from pyramid_jax.dit.config import FluxConfig
+from pyramid_jax.dit.joint_block import JointTransformerBlock
+from pyramid_jax.dit.single_block import SingleTransformerBlock
+from pyramid_jax.dit.tokens import StageLayout, pack_2x2, stage_rows, text_image_mask, unpack_2x2
+from pyramid_jax.layers.adaln import AdaLNContinuous
+from pyramid_jax.layers.embeddings import TimeTextEmbedding
+from pyramid_jax.layers.linear import dense
+from pyramid_jax.layers.rope import rope_angles
+
+QK_NORM_EPS = 1e-6
+
+
+def flux_rope(layout: StageLayout, text_len: int, axes_dims: Sequence[int]):
+    """RoPE (cos, sin) for [text ; image]: text at (0, 0, 0), image at (frame, row, column) (dit_spec.md §2.7)."""
+    image = np.concatenate([layout.frame_ids()[:, None].astype(np.float32), layout.spatial_positions()], axis=-1)
+    positions = np.concatenate([np.zeros((text_len, 3), np.float32), image])
+    cos, sin = rope_angles(positions, axes_dims)
+    return jnp.asarray(cos), jnp.asarray(sin)
+
+
+class PyramidFluxTransformer(nnx.Module):
+    """Multi-stage, multi-clip miniFLUX DiT.
+
+    Call with `sample` (a list of stages, each a list of clips `[B, T, H, W, C]`, last clip = current),
+    `encoder_hidden_states [B*S, L, J]`, `encoder_attention_mask [B*S, L]`, `pooled_projections [B*S, P]` and
+    `timestep_ratio [B*S]` (flow-matching timesteps in (0, 1000]); row b*S + s belongs to sample b, stage s.
+    Returns one `[B, T, H, W, C]` prediction per stage, for that stage's current clip.
+    """
+
+    def __init__(self, config: FluxConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32):
+        self.config = config
+        dim, heads = config.inner_dim, config.num_attention_heads
+        kw = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+        self.time_text_embed = TimeTextEmbedding(dim, config.pooled_projection_dim, **kw)
+        self.context_embedder = dense(config.joint_attention_dim, dim, (None, "embed"), **kw,
+                                      kernel_init=nnx.initializers.normal(0.02))
+        self.x_embedder = dense(config.in_channels, dim, (None, "embed"), **kw)
+        block_kw = dict(backend=config.attention_backend, **kw)
+        self.transformer_blocks = nnx.List(
+            [JointTransformerBlock(dim, heads, QK_NORM_EPS, **block_kw) for _ in range(config.num_layers)])
+        self.single_transformer_blocks = nnx.List(
+            [SingleTransformerBlock(dim, heads, QK_NORM_EPS, **block_kw) for _ in range(config.num_single_layers)])
+        self.norm_out = AdaLNContinuous(dim, **kw)
+        self.proj_out = dense(dim, config.in_channels, ("embed", None), **kw, kernel_init=nnx.initializers.zeros_init())
+
+    def __call__(self, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio):
+        cfg = self.config
+        layouts = _stage_layouts(sample, cfg.latent_channels)
+        num_stages, text_len = len(sample), encoder_hidden_states.shape[1]
+        temb = stage_rows(self.time_text_embed(timestep_ratio, pooled_projections), num_stages)
+        text = stage_rows(self.context_embedder(encoder_hidden_states), num_stages)
+        text_valid = stage_rows(encoder_attention_mask, num_stages)
+        ropes = [flux_rope(layout, text_len, cfg.axes_dims_rope) for layout in layouts]
+        masks = [text_image_mask(v, layout, cfg.use_temporal_causal) for v, layout in zip(text_valid, layouts)]
+        image = [self.x_embedder(jnp.concatenate([pack_2x2(clip) for clip in clips], axis=1)) for clips in sample]
+
+        for block in self.transformer_blocks:
+            streams = [block(h, c, t, r, m) for h, c, t, r, m in zip(image, text, temb, ropes, masks)]
+            image, text = [s[0] for s in streams], [s[1] for s in streams]
+        joint = [jnp.concatenate([c, h], axis=1) for c, h in zip(text, image)]
+        for block in self.single_transformer_blocks:
+            joint = [block(x, t, r, m) for x, t, r, m in zip(joint, temb, ropes, masks)]
+
+        outputs = []
+        for x, t, layout in zip(joint, temb, layouts):
+            current = x[:, x.shape[1] - layout.current.num_tokens:]
+            outputs.append(unpack_2x2(self.proj_out(self.norm_out(current, t)), layout.current))
+        return outputs
+
+
+def _stage_layouts(sample, channels: int) -> list[StageLayout]:
+    if not isinstance(sample, (list, tuple)) or not sample or not all(isinstance(s, (list, tuple)) for s in sample):
+        raise ValueError("sample must be a non-empty list of stages, each a list of clips [B, T, H, W, C]")
+    batch = sample[0][0].shape[0] if sample[0] else None
+    return [StageLayout.from_clips(clips, batch, channels, s) for s, clips in enumerate(sample)]

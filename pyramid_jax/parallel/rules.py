@@ -1,0 +1,70 @@
+"""Logical-axis names -> mesh axes: the one rule table of the project, and the shardings it produces.
+
+Parameters carry `logical_axes` metadata (see `layers/linear.py`); moving between FSDP, tensor and sequence
+parallelism is a change of these rules, not of model code.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import jax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+Rules = Sequence[tuple[str, str | tuple[str, ...] | None]]
+
+LOGICAL_AXIS_RULES: Rules = (
+    ("batch", ("data", "fsdp")),  # activations: samples
+    ("length", "sequence"),  # activations: tokens
+    ("embed", "fsdp"),  # the model width D
+    ("heads", "tensor"),  # attention projections (H * d)
+    ("mlp", "tensor"),  # MLP and modulation widths
+    ("head_dim", None),
+)
+
+
+def logical_to_spec(axes: Sequence[str | None], shape: Sequence[int], mesh: Mesh,
+                    rules: Rules = LOGICAL_AXIS_RULES) -> PartitionSpec:
+    """Maps logical names to mesh axes; a mesh axis that does not divide its dimension is left out (replicated)."""
+    table = dict(rules)
+    used: dict[str, str] = {}
+    spec = []
+    for name, dim in zip(axes, shape):
+        if name is not None and name not in table:
+            raise KeyError(f"logical axis {name!r} has no sharding rule; rules cover {sorted(table)}")
+        mesh_axes = table.get(name) if name is not None else None
+        mesh_axes = (mesh_axes,) if isinstance(mesh_axes, str) else tuple(mesh_axes or ())
+        kept = []
+        for axis in mesh_axes:
+            if axis in used:
+                raise ValueError(f"mesh axis {axis!r} used twice in {tuple(axes)} ({used[axis]!r} and {name!r})")
+            if mesh.shape[axis] > 1 and dim % (math.prod(mesh.shape[a] for a in kept) * mesh.shape[axis]) == 0:
+                kept.append(axis)
+                used[axis] = name
+        spec.append(tuple(kept) if len(kept) > 1 else (kept[0] if kept else None))
+    return PartitionSpec(*spec)
+
+
+def state_shardings(state: nnx.State, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES):
+    """A NamedSharding per variable of `state` (abstract or concrete), from its `logical_axes` metadata."""
+
+    def sharding(var: nnx.Variable):
+        value = var.get_value()
+        axes = var.get_metadata().get("logical_axes", (None,) * value.ndim)
+        return NamedSharding(mesh, logical_to_spec(axes, value.shape, mesh, rules))
+
+    return jax.tree.map(sharding, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
+
+
+def shard_module(module: nnx.Module, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> nnx.Module:
+    """Places every parameter of `module` on `mesh` by the rules (in place) and returns the module."""
+    state = nnx.state(module)
+    nnx.update(module, jax.device_put(state, state_shardings(state, mesh, rules)))
+    return module
+
+
+def batch_sharding(mesh: Mesh, shape: Sequence[int], rules: Rules = LOGICAL_AXIS_RULES) -> NamedSharding:
+    """Sharding of an activation whose leading axis is the batch; other axes replicated."""
+    return NamedSharding(mesh, logical_to_spec(("batch",) + (None,) * (len(shape) - 1), shape, mesh, rules))
