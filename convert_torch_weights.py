@@ -1,0 +1,40 @@
+"""Convert a released PyTorch Pyramid Flow snapshot into pyramid-jax's format (Orbax checkpoints + configs).
+
+    python convert_torch_weights.py --src SNAPSHOT_DIR --dst OUT_DIR [--components dit] \
+        [--variant diffusion_transformer_384p] [--dtype bf16|fp32]
+
+The output is written to a temporary folder beside OUT_DIR and renamed into place only when every component
+converted, so an interrupted or failed conversion never leaves a half-written OUT_DIR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+
+from tqdm import tqdm
+
+from pyramid_jax.convert.snapshot import COMPONENTS, DIT_VARIANTS, DTYPES, convert_snapshot
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--src", required=True, help="torch snapshot folder (released layout)")
+    parser.add_argument("--dst", required=True, help="output folder (must not exist unless --overwrite)")
+    parser.add_argument("--components", default=",".join(COMPONENTS),
+                        help=f"comma-separated subset of {','.join(COMPONENTS)}")
+    parser.add_argument("--variant", default=DIT_VARIANTS[0], choices=DIT_VARIANTS, help="which DiT folder")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="cast weights (default: keep)")
+    parser.add_argument("--allow-pickle", action="store_true", help="read pickled .bin weights (needs torch)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --dst")
+    args = parser.parse_args(argv)
+    progress = functools.partial(tqdm, unit="tensor", desc="converting")
+    written = convert_snapshot(args.src, args.dst, args.components.split(","), args.variant, args.dtype,
+                               args.allow_pickle, args.overwrite, progress=progress)
+    print(f"wrote {', '.join(written)} to {args.dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

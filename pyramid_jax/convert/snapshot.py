@@ -1,0 +1,73 @@
+"""Converting a whole torch snapshot folder (the released layout, pipeline_spec.md §0) component by component."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from typing import Callable
+
+import ml_dtypes
+import numpy as np
+
+from pyramid_jax.io import weights
+
+DTYPES = {"fp32": np.float32, "bf16": ml_dtypes.bfloat16}
+DIT_VARIANTS = ("diffusion_transformer_384p", "diffusion_transformer_768p", "diffusion_transformer_image")
+
+
+@dataclasses.dataclass(frozen=True)
+class Component:
+    """`convert(src_folder, dst_folder, dtype, allow_pickle, progress)` for each subfolder `folders(variant)` names."""
+
+    folders: Callable[[str], tuple[str, ...]]
+    convert: Callable[..., None]
+    copied: tuple[str, ...] = ()  # subfolders copied verbatim (e.g. tokenizers)
+
+
+def _convert_dit(src: str, dst: str, dtype, allow_pickle: bool, progress) -> None:
+    from pyramid_jax.convert.sources import open_torch_checkpoint
+    from pyramid_jax.dit.config import dit_config_to_dict
+    from pyramid_jax.dit.load import abstract_dit, dit_family, read_dit_config
+
+    config = read_dit_config(src)
+    _, abstract = abstract_dit(config)
+    arrays = weights.torch_arrays(dit_family(config)[1], open_torch_checkpoint(src, allow_pickle=allow_pickle),
+                                  abstract, dtype=dtype, progress=progress)
+    weights.write_converted(dst, dit_config_to_dict(config), arrays)
+
+
+COMPONENTS: dict[str, Component] = {
+    "dit": Component(folders=lambda variant: (variant,), convert=_convert_dit),
+}
+
+
+def convert_snapshot(src: str, dst: str, components=None, variant: str = DIT_VARIANTS[0], dtype: str | None = None,
+                     allow_pickle: bool = False, overwrite: bool = False, progress=iter) -> list[str]:
+    """Converts `components` of the snapshot `src` into `dst`, atomically; returns the folders written."""
+    components = list(COMPONENTS) if components is None else list(components)
+    unknown = [c for c in components if c not in COMPONENTS]
+    if unknown:
+        raise ValueError(f"unknown component(s) {unknown}; available: {sorted(COMPONENTS)}")
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}")
+    if variant not in DIT_VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose one of {DIT_VARIANTS}")
+    jobs = []
+    for name in components:
+        comp = COMPONENTS[name]
+        for folder in comp.folders(variant) + comp.copied:
+            if not os.path.isdir(os.path.join(src, folder)):
+                raise FileNotFoundError(f"snapshot {src} has no {folder}/ (needed for component {name!r})")
+        jobs.append(comp)
+    written = []
+    with weights.atomic_directory(dst, overwrite=overwrite) as tmp:
+        for comp in jobs:
+            for folder in comp.folders(variant):
+                comp.convert(os.path.join(src, folder), os.path.join(tmp, folder),
+                             None if dtype is None else DTYPES[dtype], allow_pickle, progress)
+                written.append(folder)
+            for folder in comp.copied:
+                shutil.copytree(os.path.join(src, folder), os.path.join(tmp, folder))
+                written.append(folder)
+    return written
