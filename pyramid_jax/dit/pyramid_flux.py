@@ -10,6 +10,7 @@ import numpy as np
 from flax import nnx
 
 from pyramid_jax.dit.config import FluxConfig
+from pyramid_jax.dit.inputs import stage_layouts
 from pyramid_jax.dit.joint_block import JointTransformerBlock
 from pyramid_jax.dit.single_block import SingleTransformerBlock
 from pyramid_jax.dit.tokens import StageLayout, pack_2x2, stage_rows, text_image_mask, unpack_2x2
@@ -56,7 +57,8 @@ class PyramidFluxTransformer(nnx.Module):
 
     def __call__(self, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio):
         cfg = self.config
-        layouts = _stage_layouts(sample, cfg.latent_channels)
+        layouts = stage_layouts(sample, cfg.latent_channels, encoder_hidden_states, encoder_attention_mask,
+                                pooled_projections, timestep_ratio)
         num_stages, text_len = len(sample), encoder_hidden_states.shape[1]
         temb = stage_rows(self.time_text_embed(timestep_ratio, pooled_projections), num_stages)
         text = stage_rows(self.context_embedder(encoder_hidden_states), num_stages)
@@ -78,9 +80,3 @@ class PyramidFluxTransformer(nnx.Module):
             outputs.append(unpack_2x2(self.proj_out(self.norm_out(current, t)), layout.current))
         return outputs
 
-
-def _stage_layouts(sample, channels: int) -> list[StageLayout]:
-    if not isinstance(sample, (list, tuple)) or not sample or not all(isinstance(s, (list, tuple)) for s in sample):
-        raise ValueError("sample must be a non-empty list of stages, each a list of clips [B, T, H, W, C]")
-    batch = sample[0][0].shape[0] if sample[0] else None
-    return [StageLayout.from_clips(clips, batch, channels, s) for s, clips in enumerate(sample)]

@@ -1,0 +1,26 @@
+"""Validation of a DiT call's arguments, shared by both families; returns the per-stage token layouts."""
+
+from __future__ import annotations
+
+from pyramid_jax.dit.tokens import StageLayout
+
+
+def stage_layouts(sample, channels: int, encoder_hidden_states, encoder_attention_mask, pooled_projections,
+                  timestep_ratio) -> list[StageLayout]:
+    """Checks `sample` (stages of clips `[B, T, H, W, C]`) and that every conditioning tensor has B*S rows."""
+    if not isinstance(sample, (list, tuple)) or not sample or not all(isinstance(s, (list, tuple)) for s in sample):
+        raise ValueError("sample must be a non-empty list of stages, each a list of clips [B, T, H, W, C]")
+    first = next((clips[0] for clips in sample if clips), None)
+    batch = None if first is None else first.shape[0]
+    layouts = [StageLayout.from_clips(clips, batch, channels, s) for s, clips in enumerate(sample)]
+    rows = batch * len(sample)
+    for name, value, ndim in (("encoder_hidden_states", encoder_hidden_states, 3),
+                              ("encoder_attention_mask", encoder_attention_mask, 2),
+                              ("pooled_projections", pooled_projections, 2), ("timestep_ratio", timestep_ratio, 1)):
+        if value.ndim != ndim or value.shape[0] != rows:
+            raise ValueError(f"{name} must have {ndim} dims and batch x stages = {batch} x {len(sample)} = {rows} "
+                             f"rows (row b*S + s is sample b, stage s); got shape {tuple(value.shape)}")
+    if encoder_attention_mask.shape[1] != encoder_hidden_states.shape[1]:
+        raise ValueError(f"encoder_attention_mask length {encoder_attention_mask.shape[1]} differs from "
+                         f"encoder_hidden_states length {encoder_hidden_states.shape[1]}")
+    return layouts

@@ -1,0 +1,39 @@
+"""Mesh construction and the logical-axis rule table."""
+
+import jax
+import pytest
+from jax.sharding import PartitionSpec as P
+
+from pyramid_jax.parallel.mesh import make_mesh
+from pyramid_jax.parallel.rules import logical_to_spec
+
+
+def test_mesh_axes_and_sizes():
+    mesh = make_mesh(data=-1, fsdp=2, tensor=2)
+    assert mesh.axis_names == ("data", "fsdp", "tensor", "sequence")
+    assert dict(mesh.shape) == {"data": 2, "fsdp": 2, "tensor": 2, "sequence": 1}
+    with pytest.raises(ValueError, match="needs 16 devices"):
+        make_mesh(data=4, fsdp=2, tensor=2)
+    with pytest.raises(ValueError, match="at most one"):
+        make_mesh(data=-1, fsdp=-1)
+
+
+def test_rules_map_logical_names():
+    mesh = make_mesh(data=2, fsdp=2, tensor=2)
+    assert logical_to_spec(("embed", "mlp"), (64, 256), mesh) == P("fsdp", "tensor")
+    assert logical_to_spec(("batch", None), (8, 3), mesh) == P(("data", "fsdp"), None)
+
+
+def test_indivisible_dimensions_are_replicated():
+    mesh = make_mesh(data=2, fsdp=2, tensor=2)
+    assert logical_to_spec(("embed", "heads"), (3, 5), mesh) == P(None, None)
+    assert logical_to_spec(("batch",), (2,), mesh) == P("data")
+
+
+def test_rule_conflicts_and_unknown_names_fail_loudly():
+    mesh = make_mesh(data=2, fsdp=2, tensor=2)
+    with pytest.raises(ValueError, match="used twice"):
+        logical_to_spec(("heads", "mlp"), (8, 8), mesh)
+    with pytest.raises(KeyError, match="no sharding rule"):
+        logical_to_spec(("embedding",), (8,), mesh)
+    assert jax.device_count() == 8
