@@ -1,0 +1,97 @@
+"""DiT forward time: compile seconds, steady-state milliseconds, tokens/s, compiled programs.
+
+    python bench/dit_forward.py                       # the tiny reference snapshot's miniFLUX DiT
+    python bench/dit_forward.py --preset miniflux_384p --layers 2   # release width, random weights
+
+Inputs have the shape of a sampler call at the full-resolution stage of unit `--unit` (CFG batch of 2, history
+clips at 1/4, 1/2 and full resolution, 128 text tokens).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import pyramid_jax  # noqa: E402
+from pyramid_jax.dit.apply import dit_apply_fn  # noqa: E402
+from pyramid_jax.dit.load import dit_family  # noqa: E402
+from pyramid_jax.presets import load_preset  # noqa: E402
+
+TINY = os.path.join(ROOT, "tests", "fixtures", "snapshots", "miniflux_tiny", "diffusion_transformer_384p")
+DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
+
+
+def sampler_call(config, height: int, width: int, unit: int, dtype, key):
+    """DiT inputs for stage 2 of AR unit `unit`: history [stage0 clip, stage1 frame, stage2 frame] + current."""
+    c = config.latent_channels
+    keys = jax.random.split(key, 8)
+    clips = []
+    if unit >= 3:
+        clips.append(jax.random.normal(keys[0], (2, unit - 2, height // 4, width // 4, c), dtype))
+    if unit >= 2:
+        clips.append(jax.random.normal(keys[1], (2, 1, height // 2, width // 2, c), dtype))
+    if unit >= 1:
+        clips.append(jax.random.normal(keys[2], (2, 1, height, width, c), dtype))
+    clips.append(jax.random.normal(keys[3], (2, 1, height, width, c), dtype))
+    text = jax.random.normal(keys[4], (2, 128, config.joint_attention_dim), dtype)
+    mask = (jnp.arange(128)[None] < jnp.array([[20], [40]])).astype(jnp.int32)
+    pooled = jax.random.normal(keys[5], (2, config.pooled_projection_dim), dtype)
+    return [clips], text, mask, pooled, jnp.full((2,), 500.0, dtype)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default=None, help="configs/ preset with random weights (default: tiny snapshot)")
+    parser.add_argument("--layers", type=int, default=None, help="cut the preset's blocks (each kind) to this many")
+    parser.add_argument("--height", type=int, default=48, help="latent height (384p: 48, 768p: 96)")
+    parser.add_argument("--width", type=int, default=80, help="latent width (384p: 80, 768p: 160)")
+    parser.add_argument("--unit", type=int, default=4, help="autoregressive unit (history length)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    dtype = DTYPES[args.dtype]
+
+    if args.preset is None:
+        dit = pyramid_jax.load_dit(TINY, dtype=dtype)
+    else:
+        config = load_preset(args.preset).dit
+        if args.layers is not None:
+            cut = {"num_layers": args.layers}
+            if hasattr(config, "num_single_layers"):
+                cut["num_single_layers"] = args.layers
+            config = config.replace(**cut)
+        dit = dit_family(config)[0](config, rngs=nnx.Rngs(0), dtype=dtype, param_dtype=dtype)
+    graphdef, state = nnx.split(dit)
+    params = sum(x.size for x in jax.tree.leaves(state))
+    inputs = sampler_call(dit.config, args.height, args.width, args.unit, dtype, jax.random.key(0))
+    tokens = sum(c.shape[1] * c.shape[2] * c.shape[3] // 4 for c in inputs[0][0]) * 2 + 2 * 128
+
+    apply = dit_apply_fn(graphdef)
+    start = time.perf_counter()
+    compiled = apply.lower(state, *inputs).compile()
+    compile_s = time.perf_counter() - start
+    jax.block_until_ready(compiled(state, *inputs))
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(state, *inputs))
+        times.append(time.perf_counter() - start)
+    best = min(times)
+    print(f"{dit.config.CLASS_NAME} {params / 1e6:.2f} M params, {args.dtype}, {jax.devices()[0].device_kind}")
+    print(f"latent {args.height}x{args.width}, unit {args.unit}: {tokens} tokens (CFG batch 2, incl. 128 text each)")
+    print(f"compile {compile_s:.2f} s; forward {best * 1e3:.1f} ms (min of {args.repeats}), "
+          f"{tokens / best:,.0f} tokens/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
