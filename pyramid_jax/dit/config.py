@@ -84,6 +84,32 @@ class MMDiTConfig(FrozenConfig):
     attention_backend: str = "xla"
 
     def __post_init__(self):
+        if self.patch_size != 2:
+            raise ConfigError(f"MMDiTConfig.patch_size must be 2 (tokens are 2x2 latent patches), "
+                              f"got {self.patch_size}")
+        if self.caption_projection_dim != self.inner_dim:
+            raise ConfigError(
+                f"MMDiTConfig.caption_projection_dim ({self.caption_projection_dim}) must equal num_attention_heads x "
+                f"attention_head_dim ({self.num_attention_heads} x {self.attention_head_dim} = {self.inner_dim}): "
+                "text tokens join the image tokens in every joint block")
+        if self.inner_dim % 4 or self.attention_head_dim % 2:
+            raise ConfigError(f"MMDiTConfig: the width {self.inner_dim} must be divisible by 4 (sincos quarters) and "
+                              f"attention_head_dim {self.attention_head_dim} even (RoPE pairs)")
+        if self.sample_size < self.patch_size or self.pos_embed_max_size < 1:
+            raise ConfigError(f"MMDiTConfig: need sample_size >= patch_size and pos_embed_max_size >= 1, got "
+                              f"{self.sample_size}, {self.patch_size}, {self.pos_embed_max_size}")
+        if self.pos_embed_type != "sincos":
+            raise ConfigError(f"MMDiTConfig.pos_embed_type must be 'sincos' (the reference's 'rope' branch is not "
+                              f"implemented there either), got {self.pos_embed_type!r}")
+        if self.qk_norm != "rms_norm":
+            raise ConfigError(f"MMDiTConfig.qk_norm must be 'rms_norm' (what the released model uses), "
+                              f"got {self.qk_norm!r}")
+        if self.add_temp_pos_embed and self.temp_pos_embed_type != "rope":
+            raise ConfigError(f"MMDiTConfig.temp_pos_embed_type must be 'rope' when add_temp_pos_embed is on (the "
+                              f"temporal sincos path is not ported), got {self.temp_pos_embed_type!r}")
+        if self.use_temporal_causal and not self.add_temp_pos_embed:
+            raise ConfigError("MMDiTConfig.use_temporal_causal needs add_temp_pos_embed=True with "
+                              "temp_pos_embed_type='rope': the causal mask uses the temporal RoPE frame ids")
         _check_backend(self)
 
     @property
@@ -93,6 +119,11 @@ class MMDiTConfig(FrozenConfig):
     @property
     def latent_channels(self) -> int:
         return self.in_channels
+
+    @property
+    def base_size(self) -> int:
+        """The sincos grid's coordinate scale: cell i sits at i / (pos_embed_max_size / base_size)."""
+        return self.sample_size // self.patch_size
 
 
 def _check_backend(config) -> None:

@@ -10,17 +10,19 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.sharding import Mesh
 
-from pyramid_jax.convert.dit_tables import FLUX_TABLE
+from pyramid_jax.convert.dit_tables import FLUX_TABLE, MMDIT_TABLE
 from pyramid_jax.convert.engine import ConversionTable
 from pyramid_jax.convert.sources import open_torch_checkpoint
-from pyramid_jax.dit.config import FluxConfig, dit_config_from_dict
+from pyramid_jax.dit.config import FluxConfig, MMDiTConfig, dit_config_from_dict
 from pyramid_jax.dit.pyramid_flux import PyramidFluxTransformer
+from pyramid_jax.dit.pyramid_mmdit import PyramidDiffusionMMDiT
 from pyramid_jax.io import weights
 from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules
 
 # config class name -> (module class, torch conversion table)
 DIT_FAMILIES: dict[str, tuple[Callable, ConversionTable]] = {
     FluxConfig.CLASS_NAME: (PyramidFluxTransformer, FLUX_TABLE),
+    MMDiTConfig.CLASS_NAME: (PyramidDiffusionMMDiT, MMDIT_TABLE),
 }
 
 

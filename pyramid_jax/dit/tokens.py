@@ -94,16 +94,25 @@ class StageLayout:
         return np.concatenate(out).astype(np.float32)
 
 
-def resampled_grid(size: int, samples: int) -> np.ndarray:
-    """`arange(size)` linearly resampled to `samples` points (torch `interpolate`, align_corners=False), float32."""
-    if samples == size:
-        return np.arange(size, dtype=np.float32)
+def linear_taps(size: int, samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Torch's 1-D linear resampling of `size` points to `samples` (align_corners=False, no antialias).
+
+    Returns (lo, hi, lam): output i is `(1 - lam[i]) * x[lo[i]] + lam[i] * x[hi[i]]`, weights in float32 as torch.
+    """
     scale = np.float32(size) / np.float32(samples)
     src = np.maximum(scale * (np.arange(samples, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5),
                      np.float32(0))
     lo = np.floor(src).astype(np.int64)
     lam = src - lo.astype(np.float32)
     hi = np.minimum(lo + 1, size - 1)
+    return lo, hi, lam
+
+
+def resampled_grid(size: int, samples: int) -> np.ndarray:
+    """`arange(size)` linearly resampled to `samples` points (torch `interpolate`, align_corners=False), float32."""
+    if samples == size:
+        return np.arange(size, dtype=np.float32)
+    lo, hi, lam = linear_taps(size, samples)
     return ((np.float32(1) - lam) * lo.astype(np.float32) + lam * hi.astype(np.float32)).astype(np.float32)
 
 

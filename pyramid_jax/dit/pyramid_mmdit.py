@@ -1,0 +1,79 @@
+"""`PyramidDiffusionMMDiT` (SD3-style MM-DiT) as an NNX module; attribute names mirror the torch state dict."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from pyramid_jax.dit.config import MMDiTConfig
+from pyramid_jax.dit.inputs import stage_layouts
+from pyramid_jax.dit.joint_block import JointTransformerBlock
+from pyramid_jax.dit.patch_embed import PatchEmbed
+from pyramid_jax.dit.tokens import StageLayout, stage_rows, text_image_mask, unpack_2x2
+from pyramid_jax.layers.adaln import AdaLNContinuous
+from pyramid_jax.layers.embeddings import TimeTextEmbedding
+from pyramid_jax.layers.linear import dense
+from pyramid_jax.layers.rope import rope_angles
+
+QK_NORM_EPS = 1e-5  # JointAttention's default, never overridden by the MMDiT (dit_spec.md §2.1)
+
+
+def temporal_rope(layout: StageLayout, text_len: int, head_dim: int, enabled: bool = True):
+    """1-axis RoPE (cos, sin) over the whole head dim for [text ; image]: text at frame 0, image at its frame id.
+
+    Disabled (`add_temp_pos_embed=False`), every angle is 0, i.e. the rotation is the identity.
+    """
+    frames = layout.frame_ids() if enabled else np.zeros(layout.num_tokens, np.int32)
+    positions = np.concatenate([np.zeros(text_len, np.float32), frames.astype(np.float32)])[:, None]
+    cos, sin = rope_angles(positions, (head_dim,))
+    return jnp.asarray(cos), jnp.asarray(sin)
+
+
+class PyramidDiffusionMMDiT(nnx.Module):
+    """Multi-stage, multi-clip SD3-style DiT: joint blocks, additive 2-D sincos positions and temporal RoPE.
+
+    Same call as `PyramidFluxTransformer`: `sample` (a list of stages, each a list of clips `[B, T, H, W, C]`,
+    last clip = current), `encoder_hidden_states [B*S, L, J]`, `encoder_attention_mask [B*S, L]`,
+    `pooled_projections [B*S, P]` and `timestep_ratio [B*S]`; row b*S + s belongs to sample b, stage s.
+    Returns one `[B, T, H, W, C]` prediction per stage, for that stage's current clip.
+    """
+
+    def __init__(self, config: MMDiTConfig, *, rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32):
+        self.config = config
+        dim, heads, last = config.inner_dim, config.num_attention_heads, config.num_layers - 1
+        kw = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
+        self.pos_embed = PatchEmbed(config.in_channels, dim, config.patch_size, config.pos_embed_max_size,
+                                    config.base_size, interp_condition_pos=config.interp_condition_pos, **kw)
+        self.time_text_embed = TimeTextEmbedding(dim, config.pooled_projection_dim, **kw)
+        self.context_embedder = dense(config.joint_attention_dim, config.caption_projection_dim, (None, "embed"), **kw,
+                                      kernel_init=nnx.initializers.normal(0.02))
+        self.transformer_blocks = nnx.List([
+            JointTransformerBlock(dim, heads, QK_NORM_EPS, context_pre_only=i == last,
+                                  backend=config.attention_backend, **kw)
+            for i in range(config.num_layers)])
+        self.norm_out = AdaLNContinuous(dim, **kw)
+        self.proj_out = dense(dim, config.patch_size ** 2 * config.in_channels, ("embed", None), **kw,
+                              kernel_init=nnx.initializers.zeros_init())
+
+    def __call__(self, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio):
+        cfg = self.config
+        layouts = stage_layouts(sample, cfg.latent_channels, encoder_hidden_states, encoder_attention_mask,
+                                pooled_projections, timestep_ratio)
+        num_stages, text_len = len(sample), encoder_hidden_states.shape[1]
+        temb = stage_rows(self.time_text_embed(timestep_ratio, pooled_projections), num_stages)
+        text = stage_rows(self.context_embedder(encoder_hidden_states), num_stages)
+        text_valid = stage_rows(encoder_attention_mask, num_stages)
+        ropes = [temporal_rope(layout, text_len, cfg.attention_head_dim, cfg.add_temp_pos_embed) for layout in layouts]
+        masks = [text_image_mask(v, layout, cfg.use_temporal_causal) for v, layout in zip(text_valid, layouts)]
+        image = [self.pos_embed(clips, layout) for clips, layout in zip(sample, layouts)]
+
+        for block in self.transformer_blocks:  # the last block ends the text stream (text becomes None)
+            streams = [block(h, c, t, r, m) for h, c, t, r, m in zip(image, text, temb, ropes, masks)]
+            image, text = [s[0] for s in streams], [s[1] for s in streams]
+
+        outputs = []
+        for h, t, layout in zip(image, temb, layouts):
+            current = h[:, h.shape[1] - layout.current.num_tokens:]
+            outputs.append(unpack_2x2(self.proj_out(self.norm_out(current, t)), layout.current))
+        return outputs
