@@ -1,8 +1,10 @@
-"""Validation of a DiT call's arguments, shared by both families; returns the per-stage token layouts."""
+"""A DiT call's arguments, checked and split per stage; shared by both families."""
 
 from __future__ import annotations
 
-from pyramid_jax.dit.tokens import StageLayout
+from typing import Callable
+
+from pyramid_jax.dit.tokens import StageLayout, stage_rows, text_image_mask
 
 
 def stage_layouts(sample, channels: int, encoder_hidden_states, encoder_attention_mask, pooled_projections,
@@ -24,3 +26,20 @@ def stage_layouts(sample, channels: int, encoder_hidden_states, encoder_attentio
         raise ValueError(f"encoder_attention_mask length {encoder_attention_mask.shape[1]} differs from "
                          f"encoder_hidden_states length {encoder_hidden_states.shape[1]}")
     return layouts
+
+
+def stage_inputs(sample, channels: int, temporal_causal: bool, embed_time_text: Callable, embed_text: Callable,
+                 encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio):
+    """Per stage s: its layout, conditioning vector `temb [B, D]`, text stream `[B, L, D]` and attention mask.
+
+    `embed_time_text(timestep, pooled)` and `embed_text(encoder_hidden_states)` are the model's embedders; their
+    rows b*S + s are split into one batch-B tensor per stage.
+    """
+    layouts = stage_layouts(sample, channels, encoder_hidden_states, encoder_attention_mask, pooled_projections,
+                            timestep_ratio)
+    num_stages = len(sample)
+    temb = stage_rows(embed_time_text(timestep_ratio, pooled_projections), num_stages)
+    text = stage_rows(embed_text(encoder_hidden_states), num_stages)
+    masks = [text_image_mask(valid, layout, temporal_causal)
+             for valid, layout in zip(stage_rows(encoder_attention_mask, num_stages), layouts)]
+    return layouts, temb, text, masks

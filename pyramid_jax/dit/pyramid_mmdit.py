@@ -7,10 +7,10 @@ import numpy as np
 from flax import nnx
 
 from pyramid_jax.dit.config import MMDiTConfig
-from pyramid_jax.dit.inputs import stage_layouts
+from pyramid_jax.dit.inputs import stage_inputs
 from pyramid_jax.dit.joint_block import JointTransformerBlock
 from pyramid_jax.dit.patch_embed import PatchEmbed
-from pyramid_jax.dit.tokens import StageLayout, stage_rows, text_image_mask, unpack_2x2
+from pyramid_jax.dit.tokens import StageLayout, unpack_2x2
 from pyramid_jax.layers.adaln import AdaLNContinuous
 from pyramid_jax.layers.embeddings import TimeTextEmbedding
 from pyramid_jax.layers.linear import dense
@@ -58,14 +58,11 @@ class PyramidDiffusionMMDiT(nnx.Module):
 
     def __call__(self, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio):
         cfg = self.config
-        layouts = stage_layouts(sample, cfg.latent_channels, encoder_hidden_states, encoder_attention_mask,
-                                pooled_projections, timestep_ratio)
-        num_stages, text_len = len(sample), encoder_hidden_states.shape[1]
-        temb = stage_rows(self.time_text_embed(timestep_ratio, pooled_projections), num_stages)
-        text = stage_rows(self.context_embedder(encoder_hidden_states), num_stages)
-        text_valid = stage_rows(encoder_attention_mask, num_stages)
+        layouts, temb, text, masks = stage_inputs(
+            sample, cfg.latent_channels, cfg.use_temporal_causal, self.time_text_embed, self.context_embedder,
+            encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio)
+        text_len = encoder_hidden_states.shape[1]
         ropes = [temporal_rope(layout, text_len, cfg.attention_head_dim, cfg.add_temp_pos_embed) for layout in layouts]
-        masks = [text_image_mask(v, layout, cfg.use_temporal_causal) for v, layout in zip(text_valid, layouts)]
         image = [self.pos_embed(clips, layout) for clips, layout in zip(sample, layouts)]
 
         for block in self.transformer_blocks:  # the last block ends the text stream (text becomes None)
