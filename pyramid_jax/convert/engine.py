@@ -1,7 +1,7 @@
 """The one converter engine: declarative tables map torch state-dict keys to NNX state paths.
 
 A table renames keys with ordered regex substitutions, then the first leaf rule that fully matches the renamed
-key gives the NNX path and the layout transform. Planning checks every key and shape before any tensor is read,
+key gives the NNX path and the layout transform; keys matching one of its `ignored` patterns are skipped. Planning checks every key and shape before any tensor is read,
 and fails with one error listing every missing, unexpected or mis-shaped key.
 """
 
@@ -51,6 +51,7 @@ class ConversionTable:
     name: str
     renames: tuple[tuple[str, str], ...]
     leaves: tuple[Leaf, ...]
+    ignored: tuple[str, ...] = ()  # source keys that are no parameter here (documented where a table lists them)
 
     def target(self, key: str) -> tuple[Path, Permute] | None:
         renamed = key
@@ -83,6 +84,8 @@ def plan(table: ConversionTable, source_shapes: dict[str, tuple[int, ...]],
     """Maps every source key onto `expected` (NNX path -> shape) or raises `ConversionError` naming all problems."""
     steps, unexpected, misshaped, claimed = [], [], [], {}
     for key, shape in source_shapes.items():
+        if any(re.fullmatch(p, key) for p in table.ignored):
+            continue
         hit = table.target(key)
         if hit is None or hit[0] not in expected:
             unexpected.append(f"{key} {list(shape)}" + ("" if hit is None else f" (-> {_fmt(hit[0])})"))

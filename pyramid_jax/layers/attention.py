@@ -17,21 +17,32 @@ class TokenMask(NamedTuple):
 
     valid: `[B, N]` bool; token i may attend token j only if `valid[i] == valid[j]` (pad sees only pad).
     frame: `[N]` int temporal ids, or None; when given, i may attend j only if `frame[i] >= frame[j]`.
+    query_valid: `[B, N]` bool, or None; when given it replaces `valid` on the query side of that rule
+        (queries and keys then work like a kernel's q/kv segment ids). See `key_padding`.
     """
 
     valid: jax.Array
     frame: jax.Array | None = None
+    query_valid: jax.Array | None = None
+
+    @classmethod
+    def key_padding(cls, valid: jax.Array, frame: jax.Array | None = None) -> TokenMask:
+        """The usual padding mask of text encoders: every query, pad or not, attends exactly the valid keys."""
+        return cls(valid, frame, jnp.ones_like(valid))
 
     def dense(self) -> jax.Array:
         """The full boolean mask `[B, 1, N, N]` (True = may attend)."""
-        mask = self.valid[:, :, None] == self.valid[:, None, :]
+        queries = self.valid if self.query_valid is None else self.query_valid
+        mask = queries[:, :, None] == self.valid[:, None, :]
         if self.frame is not None:
             mask = mask & (self.frame[:, None] >= self.frame[None, :])[None]
         return mask[:, None]
 
 
-def _xla_attention(q, k, v, mask: TokenMask, scale: float):
+def _xla_attention(q, k, v, mask: TokenMask, scale: float, bias: jax.Array | None):
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * scale
+    if bias is not None:
+        logits = logits + bias.astype(jnp.float32)
     logits = jnp.where(mask.dense(), logits, -jnp.inf)
     probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
     return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
@@ -40,8 +51,14 @@ def _xla_attention(q, k, v, mask: TokenMask, scale: float):
 ATTENTION_BACKENDS: dict[str, Callable] = {"xla": _xla_attention}
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: TokenMask, backend: str = "xla") -> jax.Array:
-    """softmax(q k^T / sqrt(d), masked) v for q, k, v `[B, N, H, d]`; returns `[B, N, H, d]`."""
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: TokenMask, backend: str = "xla", *,
+              scale: float | None = None, bias: jax.Array | None = None) -> jax.Array:
+    """softmax(scale q k^T + bias, masked) v for q, k, v `[B, N, H, d]`; returns `[B, N, H, d]`.
+
+    `scale` defaults to 1/sqrt(d); `bias` is an additive logit bias broadcastable to `[B, H, N, N]` (T5's relative
+    position bias), added in float32.
+    """
     if backend not in ATTENTION_BACKENDS:
         raise ValueError(f"unknown attention backend {backend!r}; choose one of {sorted(ATTENTION_BACKENDS)}")
-    return ATTENTION_BACKENDS[backend](q, k, v, mask, q.shape[-1] ** -0.5)
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    return ATTENTION_BACKENDS[backend](q, k, v, mask, scale, bias)

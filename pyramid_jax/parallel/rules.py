@@ -22,6 +22,11 @@ LOGICAL_AXIS_RULES: Rules = (
     ("heads", "tensor"),  # attention projections (H * d)
     ("mlp", "tensor"),  # MLP and modulation widths
     ("head_dim", None),
+    ("vocab", None),  # embedding-table rows: replicated, so a token lookup needs no collective
+    # VAE conv, norm and attention output channels: replicated. The VAE is small (335M), and XLA (jax 0.10.2)
+    # mis-partitions a conv whose input is split in space while its kernel is split by output channel.
+    ("channels", None),
+    ("height", "sequence"),  # activations: VAE image rows
 )
 
 
