@@ -1,6 +1,6 @@
 """Convert a released PyTorch Pyramid Flow snapshot into pyramid-jax's format (Orbax checkpoints + configs).
 
-    python convert_torch_weights.py --src SNAPSHOT_DIR --dst OUT_DIR [--components dit] \
+    python convert_torch_weights.py --src SNAPSHOT_DIR --dst OUT_DIR [--components dit,vae,text] \
         [--variant diffusion_transformer_384p] [--dtype bf16|fp32]
 
 The output is written to a temporary folder beside OUT_DIR and renamed into place only when every component

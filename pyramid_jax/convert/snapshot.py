@@ -23,6 +23,7 @@ class Component:
     folders: Callable[[str], tuple[str, ...]]
     convert: Callable[..., None]
     copied: tuple[str, ...] = ()  # subfolders copied verbatim (e.g. tokenizers)
+    optional: tuple[str, ...] = ()  # subfolders above that a snapshot may lack (skipped when absent)
 
 
 def _convert_dit(src: str, dst: str, dtype, allow_pickle: bool, progress) -> None:
@@ -37,8 +38,36 @@ def _convert_dit(src: str, dst: str, dtype, allow_pickle: bool, progress) -> Non
     weights.write_converted(dst, dit_config_to_dict(config), arrays)
 
 
+def _convert_vae(src: str, dst: str, dtype, allow_pickle: bool, progress) -> None:
+    from pyramid_jax.convert.sources import open_torch_checkpoint
+    from pyramid_jax.convert.vae_table import VAE_TABLE
+    from pyramid_jax.vae.load import abstract_vae, read_vae_config, vae_config_to_dict
+
+    config = read_vae_config(src)
+    _, abstract = abstract_vae(config)
+    arrays = weights.torch_arrays(VAE_TABLE, open_torch_checkpoint(src, allow_pickle=allow_pickle), abstract,
+                                  dtype=dtype, progress=progress)
+    weights.write_converted(dst, vae_config_to_dict(config), arrays)
+
+
+def _convert_text(src: str, dst: str, dtype, allow_pickle: bool, progress) -> None:
+    from pyramid_jax.text.config import text_config_to_dict
+    from pyramid_jax.text.load import abstract_text_model, read_text_config, torch_text_arrays
+
+    config = read_text_config(src)
+    _, abstract = abstract_text_model(config)
+    arrays = torch_text_arrays(src, config, abstract, allow_pickle=allow_pickle, dtype=dtype, progress=progress)
+    weights.write_converted(dst, text_config_to_dict(config), arrays)
+
+
 COMPONENTS: dict[str, Component] = {
     "dit": Component(folders=lambda variant: (variant,), convert=_convert_dit),
+    "vae": Component(folders=lambda variant: ("causal_video_vae",), convert=_convert_vae),
+    # pyramid_flux: CLIP-L + T5; pyramid_mmdit: CLIP-L, CLIP-G + T5 (the _3 folders). Each folder's config.json
+    # says which model it holds.
+    "text": Component(folders=lambda variant: ("text_encoder", "text_encoder_2", "text_encoder_3"),
+                      convert=_convert_text, copied=("tokenizer", "tokenizer_2", "tokenizer_3"),
+                      optional=("text_encoder_3", "tokenizer_3")),
 }
 
 
@@ -56,18 +85,20 @@ def convert_snapshot(src: str, dst: str, components=None, variant: str = DIT_VAR
     jobs = []
     for name in components:
         comp = COMPONENTS[name]
+        present = [f for f in comp.folders(variant) + comp.copied if os.path.isdir(os.path.join(src, f))]
         for folder in comp.folders(variant) + comp.copied:
-            if not os.path.isdir(os.path.join(src, folder)):
+            if folder not in present and folder not in comp.optional:
                 raise FileNotFoundError(f"snapshot {src} has no {folder}/ (needed for component {name!r})")
-        jobs.append(comp)
+        jobs.append((comp, [f for f in comp.folders(variant) if f in present],
+                     [f for f in comp.copied if f in present]))
     written = []
     with weights.atomic_directory(dst, overwrite=overwrite) as tmp:
-        for comp in jobs:
-            for folder in comp.folders(variant):
+        for comp, converted, copied in jobs:
+            for folder in converted:
                 comp.convert(os.path.join(src, folder), os.path.join(tmp, folder),
                              None if dtype is None else DTYPES[dtype], allow_pickle, progress)
                 written.append(folder)
-            for folder in comp.copied:
+            for folder in copied:
                 shutil.copytree(os.path.join(src, folder), os.path.join(tmp, folder))
                 written.append(folder)
     return written

@@ -1,0 +1,1 @@
+"""Pyramid Flow's causal video VAE."""
