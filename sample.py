@@ -1,9 +1,15 @@
-"""Run pyramid-jax on the embedded default.
+"""Generate videos (or images) with Pyramid Flow: text-to-video, or image-to-video with --image.
 
-For now (until the pyramidal sampler and the embedded demo model land) this converts the tiny reference
-snapshot shipped in tests/fixtures to pyramid-jax's format and runs one jitted miniFLUX DiT forward on it, in the
-shape of a real sampler call: unit 2 of a video at the full-resolution stage, with a CFG batch of two and history
-clips at 1/4, 1/2 and full resolution.
+    python sample.py                                   # demo on the tiny snapshot in tests/fixtures (random weights)
+    python sample.py --snapshot pyramid-flow-miniflux --prompt "a red fox in the snow" --output fox.mp4
+    python sample.py --snapshot pyramid-flow-miniflux --image cat.png --prompt "the cat turns its head" --temp 16
+    python sample.py --snapshot pyramid-flow-miniflux --variant diffusion_transformer_image --temp 1 \\
+        --width 1280 --height 768 --guidance-scale 9 --steps 20,20,20 --output fox.png
+
+Defaults follow the reference's app: the variant's native size, temp 16 (at most the variant's limit), steps
+20,20,20 for the first frame and 10,10,10 for later ones (i2v: 10,10,10 throughout), guidance 7 / video guidance 5
+(i2v: 4). On the embedded tiny snapshot the defaults shrink to a 192x128, 3-frame, 2-step demo. Several --prompt
+flags are generated as one batch; each video is written to its own file (`name_0.mp4`, `name_1.mp4`, ...).
 """
 
 from __future__ import annotations
@@ -13,56 +19,140 @@ import os
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-from flax import nnx
-
-import pyramid_jax
-from pyramid_jax.convert.snapshot import convert_snapshot
-from pyramid_jax.dit.apply import dit_apply_fn
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 TINY_SNAPSHOT = os.path.join(HERE, "tests", "fixtures", "snapshots", "miniflux_tiny")
+TINY_DEMO = dict(width=192, height=128, temp=3, steps="2,2,2", video_steps="2,2,2")
+DEFAULT_PROMPT = "A red fox jumping over a frozen river at sunset, snow falls gently"
+
+
+def step_list(text: str) -> list[int]:
+    try:
+        steps = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 20,20,20, got {text!r}") from None
+    return steps[0] if len(steps) == 1 else steps
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--snapshot", default=TINY_SNAPSHOT, help="snapshot folder (released torch layout or converted)")
+    p.add_argument("--variant", default="diffusion_transformer_384p", help="DiT folder of the snapshot")
+    p.add_argument("--prompt", action="append", help="prompt; repeat the flag for a batch of prompts")
+    p.add_argument("--negative-prompt", default=None, help="default: the reference's negative prompt")
+    p.add_argument("--image", help="input image for image-to-video (resized and center-cropped to the size)")
+    p.add_argument("--width", type=int, help="pixels, a multiple of 64 (default: the variant's native width)")
+    p.add_argument("--height", type=int, help="pixels, a multiple of 64 (default: the variant's native height)")
+    p.add_argument("--temp", type=int, help="latent frames: 8 (temp - 1) + 1 video frames; 1 = an image")
+    p.add_argument("--steps", type=step_list, help="Euler steps per stage for the first frame (i2v: every frame)")
+    p.add_argument("--video-steps", type=step_list, help="Euler steps per stage for later frames (t2v)")
+    p.add_argument("--guidance-scale", type=float, default=7.0, help="first frame (t2v); <= 0 turns guidance off")
+    p.add_argument("--video-guidance-scale", type=float, help="later frames (default 5, i2v 4)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--output", default=os.path.join(HERE, "out", "sample.mp4"),
+                   help=".mp4 (24 fps), .gif, .png (temp 1), or a folder of PNG frames")
+    p.add_argument("--save-latents", help="also write the latents [B, T, h, w, C] to this .npy file")
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto", help="auto: bf16 on GPU/TPU, else fp32")
+    p.add_argument("--low-memory", action="store_true",
+                   help="one model resident at a time; VAE decodes 1 latent frame at a time with 256-pixel tiles")
+    return p.parse_args(argv)
+
+
+def fill_defaults(args) -> None:
+    """The demo defaults on the tiny snapshot, else the reference app's; checks files before any model loads."""
+    if not os.path.isdir(args.snapshot):
+        sys.exit(f"error: snapshot folder {args.snapshot} does not exist")
+    if args.image is not None and not os.path.isfile(args.image):
+        sys.exit(f"error: input image {args.image} does not exist")
+    if os.path.abspath(args.snapshot) == TINY_SNAPSHOT:
+        for name, value in TINY_DEMO.items():
+            if getattr(args, name) is None:
+                setattr(args, name, step_list(value) if "steps" in name else value)
+    i2v = args.image is not None
+    args.steps = args.steps or ([10] * 3 if i2v else [20] * 3)
+    args.video_steps = args.video_steps or [10] * 3
+    if args.video_guidance_scale is None:
+        args.video_guidance_scale = 4.0 if i2v else 5.0
+    args.prompt = args.prompt or [DEFAULT_PROMPT]
+
+
+def load_image(path: str, width: int, height: int):
+    """Aspect-preserving resize to cover width x height, then a center crop (as the reference's app)."""
+    from PIL import Image
+
+    image = Image.open(path).convert("RGB")
+    scale = max(width / image.width, height / image.height)
+    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
+    left, top = (image.width - width) // 2, (image.height - height) // 2
+    return image.crop((left, top, left + width, top + height))
+
+
+def output_paths(path: str, count: int) -> list[str]:
+    if count == 1:
+        return [path]
+    stem, suffix = os.path.splitext(path)
+    return [f"{stem}_{i}{suffix}" for i in range(count)]
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--snapshot", default=TINY_SNAPSHOT, help="torch snapshot folder (released layout)")
-    parser.add_argument("--out", default=os.path.join(HERE, "out", "miniflux_tiny_jax"), help="converted folder")
-    parser.add_argument("--height", type=int, default=16, help="latent height of the current clip")
-    parser.add_argument("--width", type=int, default=24, help="latent width of the current clip")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
+    fill_defaults(args)
 
-    print(f"converting {args.snapshot} -> {args.out}")
-    convert_snapshot(args.snapshot, args.out, components=["dit"], overwrite=True)
-    dit = pyramid_jax.load_dit(os.path.join(args.out, "diffusion_transformer_384p"))
-    cfg = dit.config
-    print(f"loaded {cfg.CLASS_NAME}: {cfg.num_layers} double + {cfg.num_single_layers} single blocks, "
-          f"width {cfg.inner_dim}, {sum(x.size for x in jax.tree.leaves(nnx.state(dit))):,} parameters")
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    from tqdm import tqdm
 
-    keys = jax.random.split(jax.random.key(args.seed), 8)
-    c, h, w, text_len = cfg.latent_channels, args.height, args.width, 128
-    batch = 2  # [negative, positive] prompt rows, as with classifier-free guidance
-    history = [jax.random.normal(keys[i], (batch, 1, h // s, w // s, c)) for i, s in enumerate((4, 2, 1))]
-    current = jax.random.normal(keys[3], (batch, 1, h, w, c))
-    text = jax.random.normal(keys[4], (batch, text_len, cfg.joint_attention_dim))
-    text_mask = (jnp.arange(text_len)[None] < jnp.array([[12], [20]])).astype(jnp.int32)
-    pooled = jax.random.normal(keys[5], (batch, cfg.pooled_projection_dim))
-    timestep = jnp.full((batch,), 386.0)
+    from pyramid_jax.io.video import save_frames
+    from pyramid_jax.pipeline import DEFAULT_NEGATIVE_PROMPT, PyramidFlowPipeline
 
-    graphdef, state = nnx.split(dit)
-    apply = dit_apply_fn(graphdef)
-    inputs = ([history + [current]], text, text_mask, pooled, timestep)
+    dtype = {"fp32": jnp.float32, "bf16": jnp.bfloat16}.get(args.dtype)
+    if dtype is None:
+        dtype = jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
+    try:
+        pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, low_memory=args.low_memory)
+    except (FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    if args.temp is None:
+        args.temp = min(16, pipe.preset.max_temp) if pipe.preset is not None else 16
+    if args.width is None or args.height is None:
+        if pipe.preset is None:
+            sys.exit(f"error: give --width and --height ({args.variant} has no native size)")
+        args.width, args.height = args.width or pipe.preset.width, args.height or pipe.preset.height
+
+    bars = []  # created at the first unit, after the arguments passed the pipeline's checks
+
+    def progress(unit: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc="frames", unit="frame"))
+        bars[0].update(unit - bars[0].n)  # frames done before this unit
+
+    common = dict(temp=args.temp, guidance_scale=args.guidance_scale, video_guidance_scale=args.video_guidance_scale,
+                  negative_prompt=args.negative_prompt or DEFAULT_NEGATIVE_PROMPT, seed=args.seed,
+                  output_type="latent", callback=progress)
     start = time.perf_counter()
-    velocity = jax.block_until_ready(apply(state, *inputs))[0]
-    compile_and_run = time.perf_counter() - start
-    start = time.perf_counter()
-    jax.block_until_ready(apply(state, *inputs))
-    run = time.perf_counter() - start
-    print(f"DiT forward: velocity {tuple(velocity.shape)} [B, T, H, W, C], mean |v| {float(jnp.abs(velocity).mean()):.4f}")
-    print(f"first call (compile + run) {compile_and_run:.2f} s, second call {run * 1e3:.1f} ms, "
-          f"{apply._cache_size()} compiled program(s) on {jax.devices()[0].platform}")
+    try:
+        if args.image is not None:
+            image = load_image(args.image, args.width, args.height)
+            latents = pipe.generate_i2v(args.prompt, image, num_inference_steps=args.steps, **common)
+        else:
+            latents = pipe.generate(args.prompt, args.height, args.width, num_inference_steps=args.steps,
+                                    video_num_inference_steps=args.video_steps, **common)
+        latents = jax.block_until_ready(latents)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
+    for bar in bars:
+        bar.update(bar.total - bar.n)
+        bar.close()
+    sampled = time.perf_counter() - start
+    if args.save_latents:
+        np.save(args.save_latents, np.asarray(latents, np.float32))
+        print(f"latents {tuple(latents.shape)} [B, T, h, w, C] -> {args.save_latents}")
+    videos = pipe.decode_latent(latents, save_memory=args.low_memory)
+    for video, path in zip(videos, output_paths(args.output, len(videos))):
+        print(f"{video.shape[0]} frame(s) {video.shape[2]}x{video.shape[1]} -> {save_frames(video, path)}")
+    print(f"sampled {len(videos)} video(s) of {args.temp} latent frames in {sampled:.1f} s "
+          f"(decode {time.perf_counter() - start - sampled:.1f} s) on {jax.devices()[0].platform}")
     return 0
 
 

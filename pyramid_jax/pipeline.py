@@ -1,0 +1,267 @@
+"""`PyramidFlowPipeline`: text-to-video and image-to-video from a released snapshot (pipeline_spec.md §4, §7).
+
+Text encoder -> pyramidal sampler with the DiT -> VAE decode, with the reference's argument names. Randomness comes
+from an explicit key (or seed); every argument is checked before any model runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from pyramid_jax.dit.config import FluxConfig, MMDiTConfig
+from pyramid_jax.dit.load import load_dit, read_dit_config
+from pyramid_jax.presets import ModelPreset, find_preset
+from pyramid_jax.sampling.noise import KeyNoise, NoiseSource
+from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning, guidance_rows
+from pyramid_jax.sampling.scheduler import PyramidFlowScheduler
+from pyramid_jax.text.encoder import FAMILIES, load_text_encoder
+from pyramid_jax.vae.latents import denormalize_latents, normalize_latents
+from pyramid_jax.vae.load import load_vae
+
+DEFAULT_NEGATIVE_PROMPT = ("cartoon style, worst quality, low quality, blurry, absolute black, absolute white, "
+                           "low res, extra limbs, extra digits, misplaced objects, mutated anatomy, monochrome, horror")
+PROMPT_SUFFIX = ", hyper quality, Ultra HD, 8K"  # appended to every positive prompt, as the reference does
+MODEL_NAMES = {FluxConfig.CLASS_NAME: "pyramid_flux", MMDiTConfig.CLASS_NAME: "pyramid_mmdit"}
+VAE_FOLDER = "causal_video_vae"
+OUTPUT_TYPES = ("pil", "np", "latent")
+
+
+@dataclasses.dataclass
+class _Component:
+    """A model loaded on first use; unless `keep`, released after each use (then only one model is resident)."""
+
+    load: Callable[[], Any]
+    keep: bool
+    model: Any = None
+
+    @contextlib.contextmanager
+    def use(self):
+        if self.model is None:
+            self.model = self.load()
+        try:
+            yield self.model
+        finally:
+            if not self.keep:
+                self.model = None
+
+
+class PyramidFlowPipeline:
+    """Generates videos (or images, temp=1) with one DiT variant of a Pyramid Flow snapshot."""
+
+    def __init__(self, model_name: str, variant: str, latent_channels: int, text_encoder: _Component,
+                 dit: _Component, vae: _Component, preset: ModelPreset | None,
+                 scheduler: PyramidFlowScheduler | None = None):
+        self.model_name, self.variant, self.latent_channels, self.preset = model_name, variant, latent_channels, preset
+        self._text_encoder, self._dit, self._vae = text_encoder, dit, vae
+        self.scheduler = scheduler or PyramidFlowScheduler()
+
+    @classmethod
+    def from_pretrained(cls, path: str, variant: str = "diffusion_transformer_384p", dtype=jnp.bfloat16,
+                        mesh: Mesh | None = None, *, low_memory: bool = False,
+                        allow_pickle: bool = False) -> "PyramidFlowPipeline":
+        """A pipeline on snapshot `path` (released torch layout or converted by `convert_torch_weights.py`).
+
+        `variant` is the DiT folder (`diffusion_transformer_{384p,768p,image}`). Models are loaded on first use in
+        `dtype`, sharded over `mesh` when given; `low_memory` releases each model after use, so that only one of
+        text encoder, DiT and VAE is resident at a time (each call then reloads them).
+        """
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"snapshot folder {path} does not exist")
+        dit_path = os.path.join(path, variant)
+        if not os.path.isfile(os.path.join(dit_path, "config.json")):
+            found = sorted(d for d in os.listdir(path) if d.startswith("diffusion_transformer"))
+            raise FileNotFoundError(f"snapshot {path} has no DiT variant {variant!r} (no {variant}/config.json); "
+                                    f"it has {found or 'no diffusion_transformer_* folder'}")
+        config = read_dit_config(dit_path)
+        model_name = MODEL_NAMES[config.CLASS_NAME]
+        if not os.path.isdir(os.path.join(path, VAE_FOLDER)):
+            raise FileNotFoundError(f"snapshot {path} has no {VAE_FOLDER}/ folder")
+        family = FAMILIES[model_name]
+        for suffix in (*family.clips, family.t5):
+            for kind in ("tokenizer", "text_encoder"):
+                if not os.path.isdir(os.path.join(path, kind + suffix)):
+                    raise FileNotFoundError(f"snapshot {path} has no {kind + suffix}/ folder, which {model_name} needs")
+
+        keep = not low_memory
+        kw = dict(mesh=mesh, allow_pickle=allow_pickle)
+        return cls(model_name, variant, config.latent_channels,
+                   _Component(lambda: load_text_encoder(path, model_name, dtype, **kw), keep),
+                   _Component(lambda: load_dit(dit_path, dtype, **kw), keep),
+                   _Component(lambda: load_vae(os.path.join(path, VAE_FOLDER), dtype, **kw), keep),
+                   find_preset(model_name, variant))
+
+    # -- entry points ---------------------------------------------------------------------------------------------
+
+    def generate(self, prompt: str | Sequence[str], height: int | None = None, width: int | None = None,
+                 temp: int = 1, num_inference_steps: int | Sequence[int] = 28,
+                 video_num_inference_steps: int | Sequence[int] = 28, guidance_scale: float = 7.0,
+                 video_guidance_scale: float = 7.0, min_guidance_scale: float = 2.0, use_linear_guidance: bool = False,
+                 alpha: float = 0.5, negative_prompt: str | Sequence[str] | None = DEFAULT_NEGATIVE_PROMPT,
+                 num_images_per_prompt: int = 1, seed: int = 0, key: jax.Array | None = None,
+                 output_type: str = "pil", save_memory: bool = True,
+                 callback: Callable[[int, int], None] | None = None, noise: NoiseSource | None = None):
+        """Text-to-video: `temp` latent frames (8 (temp - 1) + 1 video frames; temp=1 is an image).
+
+        Unit 0 uses `num_inference_steps` / `guidance_scale`, later units the `video_*` values. Returns, by
+        `output_type`: "latent" `[B, temp, H/8, W/8, C]` DiT latents, "np" uint8 `[B, frames, H, W, 3]`, or "pil"
+        a list of PIL frames (B x frames, as the reference). `noise` replays given draws instead of `key`/`seed`.
+        """
+        prompts = self._check_prompts(prompt, negative_prompt, num_images_per_prompt, output_type)
+        height, width = self._check_size(height, width)
+        self._check_temp(temp, minimum=1)
+        steps = self._check_steps(num_inference_steps, "num_inference_steps")
+        video_steps = self._check_steps(video_num_inference_steps, "video_num_inference_steps")
+        batch = len(prompts) * num_images_per_prompt
+        text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
+        noise = noise or self._key_noise(key, seed, batch, height, width, text.embeds.dtype)
+        scales = _linear_guidance(guidance_scale, alpha, min_guidance_scale, temp) if use_linear_guidance else None
+        with self._dit.use() as dit:
+            latents = PyramidSampler(dit, self.scheduler).video(
+                text, noise, temp, steps, video_steps, guidance_scale, video_guidance_scale, callback=callback,
+                unit_guidance_scales=scales)
+        return self._output(latents, output_type, save_memory)
+
+    def generate_i2v(self, prompt: str | Sequence[str], input_image, temp: int = 1,
+                     num_inference_steps: int | Sequence[int] = 28, guidance_scale: float = 7.0,
+                     video_guidance_scale: float = 4.0, min_guidance_scale: float = 2.0,
+                     use_linear_guidance: bool = False, alpha: float = 0.5,
+                     negative_prompt: str | Sequence[str] | None = DEFAULT_NEGATIVE_PROMPT,
+                     num_images_per_prompt: int = 1, seed: int = 0, key: jax.Array | None = None,
+                     output_type: str = "pil", save_memory: bool = True,
+                     callback: Callable[[int, int], None] | None = None, noise: NoiseSource | None = None,
+                     posterior_noise: jax.Array | None = None):
+        """Image-to-video: `input_image` (PIL image or uint8 `[H, W, 3]` RGB, already at the target size) is frame 0;
+        the other `temp - 1` units use `num_inference_steps` and `video_guidance_scale` (`guidance_scale` only
+        switches guidance on, as in the reference). The image latent is a posterior sample: `posterior_noise`
+        `[1, 1, H/8, W/8, C]` replays a given draw. Outputs as `generate`.
+        """
+        prompts = self._check_prompts(prompt, negative_prompt, num_images_per_prompt, output_type)
+        pixels = _image_pixels(input_image)
+        height, width = self._check_size(*pixels.shape[:2], what="input_image")
+        self._check_temp(temp, minimum=1)
+        steps = self._check_steps(num_inference_steps, "num_inference_steps")
+        batch = len(prompts) * num_images_per_prompt
+        text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
+        key = jax.random.key(seed) if key is None else key
+        noise_key, posterior_key = jax.random.split(key)
+        noise = noise or self._key_noise(noise_key, None, batch, height, width, text.embeds.dtype)
+        with self._vae.use() as vae:
+            posterior = vae.encode(jnp.asarray(pixels)[None, None])
+            image_latent = posterior.sample(None if posterior_noise is not None else posterior_key,
+                                            noise=posterior_noise)
+        first_frame = jnp.broadcast_to(normalize_latents(image_latent, self.model_name),
+                                       (batch, *image_latent.shape[1:]))
+        scales = _linear_guidance(guidance_scale, alpha, min_guidance_scale, temp) if use_linear_guidance else None
+        with self._dit.use() as dit:
+            latents = PyramidSampler(dit, self.scheduler).video(
+                text, noise, temp, steps, steps, guidance_scale, video_guidance_scale, first_frame=first_frame,
+                callback=callback, unit_guidance_scales=scales)
+        return self._output(latents, output_type, save_memory)
+
+    def decode_latent(self, latents: jax.Array, save_memory: bool = True) -> np.ndarray:
+        """DiT latents `[B, T, h, w, C]` -> uint8 video `[B, 8 (T - 1) + 1, 8h, 8w, 3]`.
+
+        The VAE streams one latent frame at a time with 256-pixel tiles (`save_memory`), else two with 512-pixel
+        tiles; pixels map to `trunc(clip(127.5 x + 127.5, 0, 255))` like the reference's `.byte()`.
+        """
+        window, tile = (1, 256) if save_memory else (2, 512)
+        z = denormalize_latents(jnp.asarray(latents, jnp.float32), self.model_name)
+        with self._vae.use() as vae:
+            video = np.asarray(vae.decode(z, temporal_chunk=True, window_size=window, tile_sample_min_size=tile))
+        return np.clip(video * np.float32(127.5) + np.float32(127.5), 0, 255).astype(np.uint8)
+
+    # -- helpers --------------------------------------------------------------------------------------------------
+
+    def _encode(self, prompts: list[str], negative_prompt, copies: int, guided: bool) -> TextConditioning:
+        """CFG text rows `[negative; positive]` (each prompt repeated `copies` times), or the positive rows only."""
+        with self._text_encoder.use() as encoder:
+            positive = TextConditioning(*(jnp.repeat(x, copies, axis=0)
+                                          for x in encoder([p + PROMPT_SUFFIX for p in prompts])))
+            if not guided:
+                return positive
+            negatives = [negative_prompt or ""] if isinstance(negative_prompt, (str, type(None))) else negative_prompt
+            negative = TextConditioning(*encoder(list(negatives)))
+        if len(negatives) > 1:
+            negative = TextConditioning(*(jnp.repeat(x, copies, axis=0) for x in negative))
+        return guidance_rows(positive, negative)
+
+    def _key_noise(self, key, seed, batch: int, height: int, width: int, dtype) -> KeyNoise:
+        key = jax.random.key(seed) if key is None else key
+        return KeyNoise(key, batch, height // 8, width // 8, self.latent_channels, self.scheduler.stages,
+                        self.scheduler.gamma, dtype)
+
+    def _output(self, latents: jax.Array, output_type: str, save_memory: bool):
+        if output_type == "latent":
+            return latents
+        video = self.decode_latent(latents, save_memory)
+        if output_type == "np":
+            return video
+        from PIL import Image
+
+        return [Image.fromarray(frame) for frame in video.reshape(-1, *video.shape[2:])]
+
+    @property
+    def size_multiple(self) -> int:
+        """Pixel sizes must divide into whole 2x2 DiT patches at the lowest stage: 8 x 2^(stages - 1) x 2."""
+        return 8 * 2 ** (self.scheduler.stages - 1) * 2
+
+    def _check_size(self, height, width, what: str = "height and width") -> tuple[int, int]:
+        if height is None or width is None:
+            if self.preset is None:
+                raise ValueError(f"give height and width: {self.variant} is not a released variant with a native size")
+            height, width = height or self.preset.height, width or self.preset.width
+        m = self.size_multiple
+        if height % m or width % m or height <= 0 or width <= 0:
+            raise ValueError(f"{what} must be positive multiples of {m} (8x VAE, 2x per extra stage, 2x2 patches); got "
+                             f"{width}x{height} (width x height). Resize, e.g. to "
+                             f"{max(m, round(width / m) * m)}x{max(m, round(height / m) * m)}")
+        return height, width
+
+    def _check_temp(self, temp, minimum: int) -> None:
+        limit = self.preset.max_temp if self.preset is not None else None
+        if not isinstance(temp, (int, np.integer)) or temp < minimum or (limit is not None and temp > limit):
+            bound = f"{minimum}..{limit}" if limit is not None else f">= {minimum}"
+            raise ValueError(f"temp (latent frames) must be an integer in {bound} for {self.variant}; got {temp!r}")
+
+    def _check_steps(self, steps, name: str) -> tuple[int, ...]:
+        steps = (steps,) * self.scheduler.stages if isinstance(steps, (int, np.integer)) else tuple(steps)
+        if len(steps) != self.scheduler.stages or any(not isinstance(s, (int, np.integer)) or s < 1 for s in steps):
+            raise ValueError(f"{name} must be a positive integer or {self.scheduler.stages} of them; got {steps}")
+        return steps
+
+    @staticmethod
+    def _check_prompts(prompt, negative_prompt, copies: int, output_type: str) -> list[str]:
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise ValueError(f"prompt must be a string or a non-empty list of strings; got {prompt!r}")
+        if not isinstance(negative_prompt, (str, type(None))) and len(negative_prompt) not in (1, len(prompts)):
+            raise ValueError(f"{len(negative_prompt)} negative prompts for {len(prompts)} prompts; give 1 or "
+                             f"{len(prompts)}")
+        if not isinstance(copies, (int, np.integer)) or copies < 1:
+            raise ValueError(f"num_images_per_prompt must be a positive integer; got {copies!r}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}; got {output_type!r}")
+        return prompts
+
+
+def _linear_guidance(scale: float, alpha: float, minimum: float, temp: int) -> list[float]:
+    """The reference's `use_linear_guidance`: unit u uses `max(scale - alpha u, minimum)` for both scales."""
+    return [max(scale - alpha * u, minimum) for u in range(temp)]
+
+
+def _image_pixels(image) -> np.ndarray:
+    """PIL image or uint8 `[H, W, 3]` -> float32 `[H, W, 3]` in [-1, 1] (ToTensor, then Normalize(0.5, 0.5))."""
+    if image is None:
+        raise ValueError("generate_i2v needs an input_image (PIL image or uint8 [H, W, 3] RGB array)")
+    pixels = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
+    if pixels.ndim != 3 or pixels.shape[-1] != 3 or pixels.dtype != np.uint8:
+        raise ValueError(f"input_image must be RGB uint8 [H, W, 3]; got {pixels.dtype} {pixels.shape}")
+    return (pixels.astype(np.float32) / np.float32(255) - np.float32(0.5)) / np.float32(0.5)
