@@ -1,0 +1,22 @@
+"""The reference's non-AR script (`scripts/train_pyramid_flow_without_ar.sh`) used for text-to-image: every frame
+trained at once, lr 1e-4 with 1000 warmup steps, bf16 compute on fp32 master weights, 1024x1024 images.
+
+Set `snapshot=<pyramid-flow-miniflux folder>` on the command line.
+"""
+
+from pyramid_jax.training.config import DataConfig, MeshConfig, TrainConfig
+from pyramid_jax.training.loop import LoopConfig
+from pyramid_jax.training.optimizer import OptimizerConfig
+from pyramid_jax.training.train_step import StepConfig
+
+
+def get_config() -> TrainConfig:
+    return TrainConfig(
+        snapshot="pyramid-flow-miniflux",
+        variant="diffusion_transformer_image",
+        output_dir="out/train_miniflux_image",
+        mesh=MeshConfig(data=1, fsdp=-1),
+        data=DataConfig(batch_size=8, frames=1, height=128, width=128),
+        step=StepConfig(optimizer=OptimizerConfig(learning_rate=1e-4)),
+        loop=LoopConfig(num_steps=40_000, temporal_pyramid=False, log_every=10, save_every=2000),
+    )

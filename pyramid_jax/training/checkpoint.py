@@ -1,0 +1,51 @@
+"""Training checkpoints with Orbax: asynchronous saves, the newest N kept, restore into any mesh.
+
+A checkpoint holds the whole `TrainState` (weights, optimizer moments, EMA, step and skip counters) plus a small
+JSON record (the run's seed, the data position, the config) that the loop needs to continue exactly where the
+run stopped. Restoring takes an abstract state whose leaves carry the shardings wanted now, so a run saved under
+one mesh resumes under another.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orbax.checkpoint as ocp
+
+from pyramid_jax.training.train_state import TrainState
+
+
+class TrainCheckpointer:
+    """`directory/<step>/{state, record}`; saving returns at once and writes in the background."""
+
+    def __init__(self, directory: str, max_to_keep: int = 3, async_save: bool = True):
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=async_save,
+                                               create=True)
+        self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
+
+    def save(self, state: TrainState, record: dict[str, Any]) -> None:
+        """Saves `state` under its step number with the JSON-serialisable `record`."""
+        step = int(state.step)
+        self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                         record=ocp.args.JsonSave(record)))
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def restore(self, target: TrainState, step: int | None = None) -> tuple[TrainState, dict[str, Any]]:
+        """(state, record) of `step` (default: the newest); `target` is the state's tree with
+        `jax.ShapeDtypeStruct` leaves carrying the shardings to restore into."""
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise FileNotFoundError(f"no checkpoint in {self._manager.directory}")
+        restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+                                                                       record=ocp.args.JsonRestore()))
+        return restored.state, restored.record
+
+    def wait(self) -> None:
+        """Blocks until every pending background save is on disk."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        self._manager.close()

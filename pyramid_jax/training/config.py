@@ -1,0 +1,121 @@
+"""A training run's configuration: nested frozen dataclasses in `configs/train/<name>.py`, changed from the
+command line with dotted `key=value` overrides (`loop.num_steps=100 step.optimizer.learning_rate=1e-4`).
+
+An override naming a field that does not exist is an error that lists the fields there are.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import enum
+import importlib.util
+import os
+from typing import Any, Sequence
+
+from pyramid_jax.config import ConfigError
+from pyramid_jax.training.loop import LoopConfig
+from pyramid_jax.training.train_step import StepConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+    """Mesh axis sizes (`make_mesh`); one may be -1 for the remaining devices."""
+
+    data: int = -1
+    fsdp: int = 1
+    tensor: int = 1
+    sequence: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """`source="synthetic"`: random latents and text features of the given sizes (smoke tests, benchmarks)."""
+
+    source: str = "synthetic"
+    batch_size: int = 4  # global samples per step, a multiple of sum(sample_ratios)
+    frames: int = 16  # latent frames per clip
+    height: int = 48  # latent rows (384p: 48, 768p: 96)
+    width: int = 80  # latent columns (384p: 80, 768p: 160)
+    text_length: int = 128
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    snapshot: str  # a Pyramid Flow snapshot folder (released torch layout or converted)
+    variant: str = "diffusion_transformer_384p"  # the DiT subfolder trained
+    model_name: str = "pyramid_flux"  # text-encoder family, for the empty-prompt encoding of caption dropout
+    compute_dtype: str = "bfloat16"  # matmul dtype; master weights and optimizer state stay float32
+    output_dir: str = "out/train"  # checkpoints go to <output_dir>/checkpoints
+    max_to_keep: int = 3
+    ema: bool = True
+    mesh: MeshConfig = MeshConfig()
+    data: DataConfig = DataConfig()
+    step: StepConfig = StepConfig()
+    loop: LoopConfig = LoopConfig(num_steps=40_000)
+
+
+def load_train_config(path: str) -> TrainConfig:
+    """Runs `get_config()` of the Python file `path` (e.g. `configs/train/miniflux_384p_ar.py`)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no training config file {path}")
+    spec = importlib.util.spec_from_file_location(f"pyramid_jax_train_config_{os.path.basename(path)[:-3]}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(f"{path}: get_config() returned {type(config).__name__}, not a TrainConfig")
+    return config
+
+
+def _parse(text: str, current: Any) -> Any:
+    """`text` as a value of `current`'s type (Python literal syntax; tuples also from a,b,c)."""
+    if isinstance(current, enum.Enum):
+        return type(current)(text)
+    if isinstance(current, str):
+        return text
+    if isinstance(current, bool):
+        if text.lower() not in ("true", "false"):
+            raise ConfigError(f"expected true or false, got {text!r}")
+        return text.lower() == "true"
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text
+    if isinstance(current, tuple) and not isinstance(value, tuple):
+        value = tuple(value) if isinstance(value, list) else (value,)
+    if isinstance(current, float) and isinstance(value, int):
+        value = float(value)
+    if current is not None and not isinstance(value, type(current)):
+        raise ConfigError(f"expected {type(current).__name__}, got {text!r}")
+    return value
+
+
+def override(config: Any, key: str, text: str, _prefix: str = "") -> Any:
+    """`config` with the field at dotted path `key` set from the string `text`."""
+    name, _, rest = key.partition(".")
+    path = _prefix + name
+    fields = {f.name for f in dataclasses.fields(config)}
+    if name not in fields:
+        raise ConfigError(f"unknown config key {_prefix + key!r}: {type(config).__name__} has {sorted(fields)}")
+    current = getattr(config, name)
+    if rest:
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"config key {path!r} is a {type(current).__name__}, not a group of settings")
+        return dataclasses.replace(config, **{name: override(current, rest, text, path + ".")})
+    if dataclasses.is_dataclass(current):
+        raise ConfigError(f"config key {path!r} is a group; set one of its fields, e.g. {path}.<field>=...")
+    try:
+        return dataclasses.replace(config, **{name: _parse(text, current)})
+    except (ConfigError, ValueError) as e:
+        raise ConfigError(f"config key {path!r}: {e}") from None
+
+
+def apply_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
+    """Applies `key=value` strings in order."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        config = override(config, key.strip(), text.strip())
+    return config

@@ -1,0 +1,181 @@
+"""The pyramidal flow-matching objective (pipeline_spec.md §5): noisy DiT inputs, velocity targets and the loss.
+
+Every column trains one stage on a coupled straight path: with the nested stage noise eps_k,
+  start S_k = eps_0 (k = 0), or sigma_start_k eps_k + (1 - sigma_start_k) NearestUp2(clean_{k-1}),
+  end   E_k = sigma_end_k eps_k + (1 - sigma_end_k) clean_k, or clean_K-1 for the last stage,
+  x = sigma S_k + (1 - sigma) E_k at a uniformly drawn local sigma, target velocity v = S_k - E_k.
+Non-AR mode trains every frame of the clip. AR (temporal-pyramid) mode trains only the last of the first n_k
+frames and feeds the earlier ones as corrupted history clips at decreasing resolution.
+
+All randomness comes from a `Randomness` object: `KeyRandomness` for training, or recorded arrays in tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable, NamedTuple, Protocol, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from pyramid_jax.sampling import PyramidFlowScheduler, TextConditioning
+from pyramid_jax.sampling.history import history_clips
+from pyramid_jax.sampling.pyramid import latent_pyramid, lowest_stage_noise, upsample_nearest_2x
+from pyramid_jax.training.columns import ColumnLayout
+from pyramid_jax.training.text_dropout import drop_text
+
+
+class Randomness(Protocol):
+    """The objective's random draws, requested by role so that recorded reference draws can stand in."""
+
+    def noise(self, shape: tuple[int, ...]) -> jax.Array:
+        """Full-resolution N(0, 1) noise `[N, T, H, W, C]` for the whole batch."""
+
+    def timestep_u(self, column: int, batch: int) -> jax.Array:
+        """U(0, 1) `[B]` picking each sample's timestep in `column`."""
+
+    def corrupt_sigma_u(self, column: int, batch: int) -> jax.Array:
+        """U(0, 1) `[B]`, scaled by the corrupt ratio into each sample's history-corruption sigma."""
+
+    def corrupt_noise(self, column: int, clip: int, shape: tuple[int, ...]) -> jax.Array:
+        """N(0, 1) for history clip `clip` (oldest first) of `column`."""
+
+    def text_dropout_u(self, batch: int) -> jax.Array:
+        """U(0, 1) `[N]`; a caption is dropped where it is <= the dropout rate."""
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyRandomness:
+    """Draws from one PRNG key, each role and column folded into its own stream (independent of call order)."""
+
+    key: jax.Array
+
+    def _key(self, *path: int) -> jax.Array:
+        return functools.reduce(jax.random.fold_in, path, self.key)
+
+    def noise(self, shape):
+        return jax.random.normal(self._key(0), shape)
+
+    def timestep_u(self, column, batch):
+        return jax.random.uniform(self._key(1, column), (batch,))
+
+    def corrupt_sigma_u(self, column, batch):
+        return jax.random.uniform(self._key(2, column), (batch,))
+
+    def corrupt_noise(self, column, clip, shape):
+        return jax.random.normal(self._key(3, column, clip), shape)
+
+    def text_dropout_u(self, batch):
+        return jax.random.uniform(self._key(4), (batch,))
+
+
+class FlowInputs(NamedTuple):
+    """What the DiT sees and what it should predict, for S columns of B samples."""
+
+    sample: list[list[jax.Array]]  # per column: history clips (oldest first) + the noisy clip, `[B, T, H, W, C]`
+    timesteps: jax.Array  # [B*S] DiT timesteps, row b*S + s
+    targets: list[jax.Array]  # per column: velocity of the noisy clip `[B, T, H, W, C]`
+    sigmas: list[jax.Array]  # per column: the local sigma `[B]` (the reference's "ratios")
+
+
+@dataclasses.dataclass(frozen=True)
+class PyramidObjective:
+    """The reference training configuration (`PyramidDiTForVideoGeneration` as the scripts build it)."""
+
+    sample_ratios: tuple[int, ...] = (1, 2, 1)
+    stage_range: tuple[float, ...] = (0, 1 / 3, 2 / 3, 1)
+    scheduler_gamma: float = 1 / 3
+    timestep_shift: float = 1.0
+    corrupt_ratio: float = 1 / 3
+    text_dropout: float = 0.1
+
+    @functools.cached_property
+    def scheduler(self) -> PyramidFlowScheduler:
+        return PyramidFlowScheduler(shift=self.timestep_shift, stages=self.num_stages, stage_range=self.stage_range,
+                                    gamma=self.scheduler_gamma)
+
+    @functools.cached_property
+    def columns(self) -> ColumnLayout:
+        return ColumnLayout.from_ratios(self.sample_ratios)
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.sample_ratios)
+
+    def inputs(self, latents: jax.Array, rand: Randomness, units: Sequence[int] | None = None) -> FlowInputs:
+        """DiT inputs and targets for normalized latents `[N, T, H, W, C]`.
+
+        `units=None`: non-AR mode. Otherwise AR mode with `units[k]` units (latent frames) for stage k.
+        """
+        num_stages, cols, sched = self.num_stages, self.columns, self.scheduler
+        pyramid = latent_pyramid(latents, num_stages)
+        noise = rand.noise(latents.shape).astype(latents.dtype)
+        # stage k's noise is the full noise brought down to its resolution: nested, i.i.d. unit variance
+        noises = [lowest_stage_noise(noise, num_stages - k) for k in range(num_stages)]
+        batch, frames_total = cols.batch_per_column(latents.shape[0]), latents.shape[1]
+        sample, timesteps, targets, sigmas = [], [], [], []
+        for c, k in enumerate(cols.column_stages):
+            timestep, sigma = draw_timesteps(sched, k, rand.timestep_u(c, batch))
+            num_units = frames_total if units is None else min(units[k], frames_total)
+            frames = slice(None) if units is None else slice(num_units - 1, num_units)
+
+            def level(i):
+                return cols.column(pyramid[i], c)[:, frames]
+
+            eps = cols.column(noises[k], c)[:, frames]
+            s0, s1 = sched.start_sigmas[k], sched.end_sigmas[k]
+            start = eps if k == 0 else s0 * eps + (1 - s0) * upsample_nearest_2x(level(k - 1))
+            end = level(k) if k == num_stages - 1 else s1 * eps + (1 - s1) * level(k)
+            r = sigma[:, None, None, None, None]
+            clips = [r * start + (1 - r) * end]
+            if units is not None:
+                clips = self._history(pyramid, rand, c, k, num_units) + clips
+            sample.append(clips)
+            timesteps.append(timestep)
+            targets.append(start - end)
+            sigmas.append(sigma)
+        return FlowInputs(sample, cols.interleave(timesteps), targets, sigmas)
+
+    def _history(self, pyramid, rand: Randomness, column: int, stage: int, num_units: int) -> list[jax.Array]:
+        """Column `column`'s history clips, each corrupted toward noise by one per-sample sigma ~ U(0, ratio)."""
+        layout = history_clips(num_units - 1, stage)
+        if not layout:
+            return []
+        batch = pyramid[0].shape[0] // self.columns.num_columns
+        sigma = (rand.corrupt_sigma_u(column, batch) * self.corrupt_ratio)[:, None, None, None, None]
+        out = []
+        for j, clip in enumerate(layout):
+            clean = self.columns.column(pyramid[clip.level], column)[:, clip.start:clip.stop]
+            noise = rand.corrupt_noise(column, j, clean.shape).astype(clean.dtype)
+            out.append(sigma * noise + (1 - sigma) * clean)
+        return out
+
+    def loss(self, dit: Callable, latents: jax.Array, text: TextConditioning, rand: Randomness,
+             units: Sequence[int] | None = None, null_text: TextConditioning | None = None) -> jax.Array:
+        """Flow-matching loss of `dit` on one batch; `null_text` (the "" encoding) enables caption dropout."""
+        inputs = self.inputs(latents, rand, units)
+        if null_text is not None:
+            text = drop_text(text, null_text, rand.text_dropout_u(latents.shape[0]), self.text_dropout)
+        preds = dit(inputs.sample, *text, inputs.timesteps)
+        return flow_matching_loss(preds, inputs.targets)
+
+
+def draw_timesteps(scheduler: PyramidFlowScheduler, stage: int, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Uniform timestep sampling: (DiT timestep, local sigma) float32 `[B]` of `stage` for uniforms `u [B]`.
+
+    The index `clamp(floor(N u), 0, N - 1)` picks from the stage's `timesteps_per_stage` / `sigmas_per_stage`.
+    """
+    n = scheduler.num_train_timesteps
+    index = jnp.clip(jnp.floor(u.astype(jnp.float32) * n).astype(jnp.int32), 0, n - 1)
+    timesteps = jnp.asarray(scheduler.timesteps_per_stage[stage], jnp.float32)
+    sigmas = jnp.asarray(scheduler.sigmas_per_stage[stage].astype(np.float32))
+    return timesteps[index], sigmas[index]
+
+
+def flow_matching_loss(preds: Sequence[jax.Array], targets: Sequence[jax.Array]) -> jax.Array:
+    """Plain MSE in float32: averaged per sample over its trainable clip, then over every sample of every column."""
+    per_sample = [jnp.mean(jnp.square(p.astype(jnp.float32) - t.astype(jnp.float32)).reshape(p.shape[0], -1), axis=1)
+                  for p, t in zip(preds, targets)]
+    return jnp.mean(jnp.concatenate(per_sample))

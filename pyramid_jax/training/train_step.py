@@ -1,0 +1,95 @@
+"""One optimizer step as a pure jitted function `(state, batch, key) -> (state, metrics)` (pipeline_spec.md §6a).
+
+Loss and gradients of the pyramidal flow-matching objective, global-norm clipping, AdamW with the warmup-constant
+learning rate, the bad-batch guard (a step whose loss is >= `max_loss` or whose loss or gradient is not finite
+leaves weights and optimizer moments untouched and is counted), then the periodic EMA update. Under a mesh the
+state keeps the rule table's shardings (FSDP weights and moments) and the batch is split over `data`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx, struct
+from jax.sharding import Mesh
+
+from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, batch_sharding
+from pyramid_jax.sampling import TextConditioning
+from pyramid_jax.training.objective import KeyRandomness, PyramidObjective
+from pyramid_jax.training.optimizer import OptimizerConfig, gradient_transform, learning_rate
+from pyramid_jax.training.remat import RematPolicy
+from pyramid_jax.training.train_state import TrainState
+
+
+@dataclasses.dataclass(frozen=True)
+class StepConfig:
+    """What one step computes: the objective, the optimizer, rematerialisation, EMA and the bad-batch guard."""
+
+    objective: PyramidObjective = PyramidObjective()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    remat: RematPolicy = RematPolicy.NONE
+    ema_decay: float = 0.9999
+    ema_every: int = 100  # the reference updates its EMA only on steps divisible by 100
+    max_loss: float = 2.0  # the reference's exploding-loss guard
+
+
+@struct.dataclass
+class Batch:
+    """One global batch. `units` (static: a new value compiles a new program) selects AR mode, see `stage_units`."""
+
+    latents: jax.Array  # [N, T, H, W, C] normalized latents, N a multiple of sum(sample_ratios)
+    text: TextConditioning  # N rows
+    units: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
+
+
+def place_batch(batch: Batch, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> Batch:
+    """Puts every batch array on `mesh`, split along its leading (sample) axis."""
+    return jax.tree.map(lambda x: jax.device_put(x, batch_sharding(mesh, x.shape, rules)), batch)
+
+
+def make_train_step(graphdef: nnx.GraphDef, config: StepConfig = StepConfig(),
+                    null_text: TextConditioning | None = None, state_shardings=None) -> Callable:
+    """The jitted step for the DiT `graphdef` (see `split_for_training`); the input state is donated.
+
+    null_text: the empty prompt's encoding (rows `[1, ...]`); it enables the 10% caption dropout.
+    state_shardings: from `train_state_shardings`, to keep the state's layout across steps under a mesh.
+    """
+    tx = gradient_transform(config.optimizer)
+
+    @config.remat.apply
+    def forward(params, buffers, sample, *conditioning):
+        return nnx.merge(graphdef, params, buffers)(sample, *conditioning)
+
+    def step(state: TrainState, batch: Batch, key: jax.Array):
+        rand = KeyRandomness(key)
+
+        def loss_fn(params):
+            dit = functools.partial(forward, params, state.buffers)
+            return config.objective.loss(dit, batch.latents, batch.text, rand, batch.units, null_text)
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        grad_norm = optax.tree.norm(grads)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        lr = learning_rate(config.optimizer, state.step)
+        params = jax.tree.map(lambda p, u: (p - lr * u).astype(p.dtype), state.params, updates)
+
+        ok = jnp.isfinite(loss) & (loss < config.max_loss) & jnp.isfinite(grad_norm)
+        params, opt_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old),
+                                         (params, opt_state), (state.params, state.opt_state))
+        ema = state.ema
+        if ema is not None:
+            d = config.ema_decay
+            update = state.step % config.ema_every == 0
+            ema = jax.tree.map(lambda e, p: jnp.where(update, e * d + (1 - d) * p, e), ema, params)
+        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema=ema,
+                                  num_skipped=state.num_skipped + (~ok).astype(jnp.int32))
+        metrics = dict(loss=loss, grad_norm=grad_norm, learning_rate=lr, skipped=~ok)
+        return new_state, metrics
+
+    out_shardings = None if state_shardings is None else (state_shardings, None)
+    return jax.jit(step, donate_argnums=0, out_shardings=out_shardings)
