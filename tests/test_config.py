@@ -23,7 +23,8 @@ def test_documented_reference_only_fields_are_accepted():
 
 
 def test_pipeline_load_values_fill_missing_fields_only():
-    released = json.loads((FIXTURES / "snapshots" / "sd3_tiny" / "diffusion_transformer_384p" / "config.json").read_text())
+    snapshot = FIXTURES / "snapshots" / "sd3_tiny"
+    released = json.loads((snapshot / "diffusion_transformer_384p" / "config.json").read_text())
     config = dit_config_from_dict(released)
     assert isinstance(config, MMDiTConfig)
     assert (config.add_temp_pos_embed, config.temp_pos_embed_type, config.interp_condition_pos) == (True, "rope", True)

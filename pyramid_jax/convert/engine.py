@@ -1,8 +1,9 @@
 """The one converter engine: declarative tables map torch state-dict keys to NNX state paths.
 
 A table renames keys with ordered regex substitutions, then the first leaf rule that fully matches the renamed
-key gives the NNX path and the layout transform; keys matching one of its `ignored` patterns are skipped. Planning checks every key and shape before any tensor is read,
-and fails with one error listing every missing, unexpected or mis-shaped key.
+key gives the NNX path and the layout transform; keys matching one of its `ignored` patterns are skipped.
+Planning checks every key and shape before any tensor is read, and fails with one error listing every missing,
+unexpected or mis-shaped key.
 """
 
 from __future__ import annotations

@@ -10,7 +10,11 @@ from typing import Callable
 import ml_dtypes
 import numpy as np
 
+from pyramid_jax.dit.load import DIT
 from pyramid_jax.io import weights
+from pyramid_jax.io.model_kind import ModelKind
+from pyramid_jax.text.load import TEXT
+from pyramid_jax.vae.load import VAE
 
 DTYPES = {"fp32": np.float32, "bf16": ml_dtypes.bfloat16}
 DIT_VARIANTS = ("diffusion_transformer_384p", "diffusion_transformer_768p", "diffusion_transformer_image")
@@ -18,56 +22,21 @@ DIT_VARIANTS = ("diffusion_transformer_384p", "diffusion_transformer_768p", "dif
 
 @dataclasses.dataclass(frozen=True)
 class Component:
-    """`convert(src_folder, dst_folder, dtype, allow_pickle, progress)` for each subfolder `folders(variant)` names."""
+    """The model folders `folders(variant)` of one component, each converted by `kind`, plus folders copied as is."""
 
     folders: Callable[[str], tuple[str, ...]]
-    convert: Callable[..., None]
+    kind: ModelKind
     copied: tuple[str, ...] = ()  # subfolders copied verbatim (e.g. tokenizers)
     optional: tuple[str, ...] = ()  # subfolders above that a snapshot may lack (skipped when absent)
 
 
-def _convert_dit(src: str, dst: str, dtype, allow_pickle: bool, progress) -> None:
-    from pyramid_jax.convert.sources import open_torch_checkpoint
-    from pyramid_jax.dit.config import dit_config_to_dict
-    from pyramid_jax.dit.load import abstract_dit, dit_family, read_dit_config
-
-    config = read_dit_config(src)
-    _, abstract = abstract_dit(config)
-    arrays = weights.torch_arrays(dit_family(config)[1], open_torch_checkpoint(src, allow_pickle=allow_pickle),
-                                  abstract, dtype=dtype, progress=progress)
-    weights.write_converted(dst, dit_config_to_dict(config), arrays)
-
-
-def _convert_vae(src: str, dst: str, dtype, allow_pickle: bool, progress) -> None:
-    from pyramid_jax.convert.sources import open_torch_checkpoint
-    from pyramid_jax.convert.vae_table import VAE_TABLE
-    from pyramid_jax.vae.load import abstract_vae, read_vae_config, vae_config_to_dict
-
-    config = read_vae_config(src)
-    _, abstract = abstract_vae(config)
-    arrays = weights.torch_arrays(VAE_TABLE, open_torch_checkpoint(src, allow_pickle=allow_pickle), abstract,
-                                  dtype=dtype, progress=progress)
-    weights.write_converted(dst, vae_config_to_dict(config), arrays)
-
-
-def _convert_text(src: str, dst: str, dtype, allow_pickle: bool, progress) -> None:
-    from pyramid_jax.text.config import text_config_to_dict
-    from pyramid_jax.text.load import abstract_text_model, read_text_config, torch_text_arrays
-
-    config = read_text_config(src)
-    _, abstract = abstract_text_model(config)
-    arrays = torch_text_arrays(src, config, abstract, allow_pickle=allow_pickle, dtype=dtype, progress=progress)
-    weights.write_converted(dst, text_config_to_dict(config), arrays)
-
-
 COMPONENTS: dict[str, Component] = {
-    "dit": Component(folders=lambda variant: (variant,), convert=_convert_dit),
-    "vae": Component(folders=lambda variant: ("causal_video_vae",), convert=_convert_vae),
+    "dit": Component(folders=lambda variant: (variant,), kind=DIT),
+    "vae": Component(folders=lambda variant: ("causal_video_vae",), kind=VAE),
     # pyramid_flux: CLIP-L + T5; pyramid_mmdit: CLIP-L, CLIP-G + T5 (the _3 folders). Each folder's config.json
     # says which model it holds.
-    "text": Component(folders=lambda variant: ("text_encoder", "text_encoder_2", "text_encoder_3"),
-                      convert=_convert_text, copied=("tokenizer", "tokenizer_2", "tokenizer_3"),
-                      optional=("text_encoder_3", "tokenizer_3")),
+    "text": Component(folders=lambda variant: ("text_encoder", "text_encoder_2", "text_encoder_3"), kind=TEXT,
+                      copied=("tokenizer", "tokenizer_2", "tokenizer_3"), optional=("text_encoder_3", "tokenizer_3")),
 }
 
 
@@ -95,8 +64,8 @@ def convert_snapshot(src: str, dst: str, components=None, variant: str = DIT_VAR
     with weights.atomic_directory(dst, overwrite=overwrite) as tmp:
         for comp, converted, copied in jobs:
             for folder in converted:
-                comp.convert(os.path.join(src, folder), os.path.join(tmp, folder),
-                             None if dtype is None else DTYPES[dtype], allow_pickle, progress)
+                comp.kind.convert(os.path.join(src, folder), os.path.join(tmp, folder),
+                                  None if dtype is None else DTYPES[dtype], allow_pickle, progress)
                 written.append(folder)
             for folder in copied:
                 shutil.copytree(os.path.join(src, folder), os.path.join(tmp, folder))

@@ -128,7 +128,8 @@ class MMDiTConfig(FrozenConfig):
 
 def _check_backend(config) -> None:
     if config.attention_backend not in ATTENTION_BACKENDS:
-        raise ConfigError(f"unknown attention_backend {config.attention_backend!r}; choose one of {sorted(ATTENTION_BACKENDS)}")
+        raise ConfigError(f"unknown attention_backend {config.attention_backend!r}; "
+                          f"choose one of {sorted(ATTENTION_BACKENDS)}")
 
 
 DIT_CONFIGS: dict[str, type[FrozenConfig]] = {c.CLASS_NAME: c for c in (FluxConfig, MMDiTConfig)}

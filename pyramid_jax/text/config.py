@@ -89,14 +89,14 @@ class T5EncoderConfig(FrozenConfig):
 TEXT_CONFIGS: dict[str, type[FrozenConfig]] = {c.MODEL_TYPE: c for c in (CLIPTextConfig, T5EncoderConfig)}
 
 
-def text_config_from_dict(values: dict[str, Any]) -> FrozenConfig:
+def text_config_from_dict(values: dict[str, Any], **overrides) -> FrozenConfig:
     """The config for a transformers `config.json` (or one we wrote), picked by its `model_type`."""
     kind = values.get("model_type")
     if kind not in TEXT_CONFIGS:
         raise ConfigError(f"text encoder config `model_type` is {kind!r}; supported: {sorted(TEXT_CONFIGS)}")
     if kind == CLIPTextConfig.MODEL_TYPE and "with_projection" not in values:
         values = {**values, "with_projection": "CLIPTextModelWithProjection" in values.get("architectures", ())}
-    return TEXT_CONFIGS[kind].from_dict(values)
+    return TEXT_CONFIGS[kind].from_dict(values, **overrides)
 
 
 def text_config_to_dict(config: FrozenConfig) -> dict[str, Any]:

@@ -1,6 +1,5 @@
 """Reads DiT fixture cases (torch NCTHW) into our call arguments (channels-last)."""
 
-import numpy as np
 import jax.numpy as jnp
 
 from conftest import ncthw_to_cl
@@ -12,7 +11,8 @@ def load_case(npz, case: str):
     stages = sorted({k.split("/")[-2] for k in npz.files if k.startswith(prefix + "sample/")})
     sample = []
     for s in stages:
-        clips = sorted((k for k in npz.files if k.startswith(f"{prefix}sample/{s}/")), key=lambda k: int(k.rsplit("/c", 1)[1]))
+        clips = sorted((k for k in npz.files if k.startswith(f"{prefix}sample/{s}/")),
+                       key=lambda k: int(k.rsplit("/c", 1)[1]))
         sample.append([jnp.asarray(ncthw_to_cl(npz[k])) for k in clips])
     args = (sample,) + tuple(jnp.asarray(npz[prefix + k]) for k in (
         "encoder_hidden_states", "encoder_attention_mask", "pooled_projections", "timestep_ratio"))

@@ -1,0 +1,67 @@
+"""One loader and one converter for every kind of model folder (DiT, VAE, text encoder).
+
+A folder holds `config.json` plus torch weights, or `config.json` plus a converted Orbax checkpoint. A `ModelKind`
+says how its config is parsed and which module class and conversion table a config maps to; loading and
+conversion are the same for all kinds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Callable
+
+import jax.numpy as jnp
+from flax import nnx
+from jax.sharding import Mesh
+
+from pyramid_jax.config import FrozenConfig
+from pyramid_jax.convert.engine import ConversionTable
+from pyramid_jax.convert.sources import open_torch_checkpoint
+from pyramid_jax.io import weights
+from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelKind:
+    name: str  # used in messages, e.g. "DiT"
+    config_from_dict: Callable[..., FrozenConfig]  # (parsed config.json, **overrides) -> effective config
+    config_to_dict: Callable[[FrozenConfig], dict]  # the JSON written next to converted weights
+    resolve: Callable[[FrozenConfig], tuple[Callable, ConversionTable]]  # config -> (module class, torch table)
+
+    def read_config(self, path: str, **overrides) -> FrozenConfig:
+        config_path = os.path.join(path, weights.CONFIG_FILE)
+        if not os.path.isfile(config_path):
+            raise FileNotFoundError(f"no {weights.CONFIG_FILE} in {self.name} folder {path}")
+        with open(config_path) as f:
+            return self.config_from_dict(json.load(f), **overrides)
+
+    def abstract(self, config: FrozenConfig, dtype=jnp.float32):
+        """(graphdef, abstract state) of the module for `config`, parameters stored and computed in `dtype`."""
+        model_cls, _ = self.resolve(config)
+        return weights.abstract_module(lambda: model_cls(config, rngs=nnx.Rngs(0), dtype=dtype, param_dtype=dtype))
+
+    def torch_arrays(self, path: str, config: FrozenConfig, abstract: nnx.State, *, allow_pickle: bool = False,
+                     dtype=None, progress=iter):
+        """The converted tensors of the torch folder `path`, checked against `abstract` before any is read."""
+        source = open_torch_checkpoint(path, allow_pickle=allow_pickle)
+        return weights.torch_arrays(self.resolve(config)[1], source, abstract, dtype=dtype, progress=progress)
+
+    def load(self, path: str, dtype=jnp.float32, mesh: Mesh | None = None, *, allow_pickle: bool = False,
+             rules: Rules = LOGICAL_AXIS_RULES, progress=iter, **overrides) -> nnx.Module:
+        """The module of folder `path` (torch or converted), sharded over `mesh` by `rules` when given."""
+        config = self.read_config(path, **overrides)
+        graphdef, abstract = self.abstract(config, dtype)
+        if weights.is_converted(path):
+            arrays = weights.converted_arrays(path, abstract, mesh, rules)
+        else:
+            arrays = self.torch_arrays(path, config, abstract, allow_pickle=allow_pickle, progress=progress)
+        return weights.materialize(graphdef, abstract, arrays, mesh, rules)
+
+    def convert(self, src: str, dst: str, dtype=None, allow_pickle: bool = False, progress=iter) -> None:
+        """Writes the converted folder `dst` (config.json + Orbax checkpoint) from the torch folder `src`."""
+        config = self.read_config(src)
+        _, abstract = self.abstract(config)
+        arrays = self.torch_arrays(src, config, abstract, allow_pickle=allow_pickle, dtype=dtype, progress=progress)
+        weights.write_converted(dst, self.config_to_dict(config), arrays)
