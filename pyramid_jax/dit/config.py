@@ -7,6 +7,7 @@ from typing import ClassVar
 
 from pyramid_jax.config import ConfigError, FrozenConfig
 from pyramid_jax.layers.attention import ATTENTION_BACKENDS
+from pyramid_jax.layers.remat import REMAT_POLICIES
 
 # Reference training/kernel switches with no numerical effect on the SDPA semantics this port implements:
 # flash-attn (whose varlen path drops the temporal-causal mask, a quirk we do not copy) and torch gradient
@@ -33,6 +34,7 @@ class FluxConfig(FrozenConfig):
     axes_dims_rope: tuple[int, ...] = (16, 24, 24)
     use_temporal_causal: bool = True
     attention_backend: str = "xla"
+    remat_policy: str = "none"  # per-block gradient checkpointing, see layers/remat.py
 
     def __post_init__(self):
         if self.patch_size != 1:
@@ -45,7 +47,7 @@ class FluxConfig(FrozenConfig):
             raise ConfigError(
                 f"FluxConfig.axes_dims_rope {self.axes_dims_rope} must sum to attention_head_dim "
                 f"{self.attention_head_dim}")
-        _check_backend(self)
+        _check_runtime_options(self)
 
     @property
     def inner_dim(self) -> int:
@@ -82,6 +84,7 @@ class MMDiTConfig(FrozenConfig):
     add_temp_pos_embed: bool = False
     interp_condition_pos: bool = False
     attention_backend: str = "xla"
+    remat_policy: str = "none"  # per-block gradient checkpointing, see layers/remat.py
 
     def __post_init__(self):
         if self.patch_size != 2:
@@ -110,7 +113,7 @@ class MMDiTConfig(FrozenConfig):
         if self.use_temporal_causal and not self.add_temp_pos_embed:
             raise ConfigError("MMDiTConfig.use_temporal_causal needs add_temp_pos_embed=True with "
                               "temp_pos_embed_type='rope': the causal mask uses the temporal RoPE frame ids")
-        _check_backend(self)
+        _check_runtime_options(self)
 
     @property
     def inner_dim(self) -> int:
@@ -126,7 +129,9 @@ class MMDiTConfig(FrozenConfig):
         return self.sample_size // self.patch_size
 
 
-def _check_backend(config) -> None:
+def _check_runtime_options(config) -> None:
+    if config.remat_policy not in REMAT_POLICIES:
+        raise ConfigError(f"unknown remat_policy {config.remat_policy!r}; choose one of {sorted(REMAT_POLICIES)}")
     if config.attention_backend not in ATTENTION_BACKENDS:
         raise ConfigError(f"unknown attention_backend {config.attention_backend!r}; "
                           f"choose one of {sorted(ATTENTION_BACKENDS)}")

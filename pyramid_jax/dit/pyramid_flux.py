@@ -16,6 +16,7 @@ from pyramid_jax.dit.tokens import StageLayout, pack_2x2, unpack_2x2
 from pyramid_jax.layers.adaln import AdaLNContinuous
 from pyramid_jax.layers.embeddings import TimeTextEmbedding
 from pyramid_jax.layers.linear import dense
+from pyramid_jax.layers.remat import checkpointed
 from pyramid_jax.layers.rope import rope_angles
 
 QK_NORM_EPS = 1e-6
@@ -63,11 +64,13 @@ class PyramidFluxTransformer(nnx.Module):
         image = [self.x_embedder(jnp.concatenate([pack_2x2(clip) for clip in clips], axis=1)) for clips in sample]
 
         for block in self.transformer_blocks:
-            streams = [block(h, c, t, r, m) for h, c, t, r, m in zip(image, text, temb, ropes, masks)]
+            call = checkpointed(block, cfg.remat_policy)
+            streams = [call(h, c, t, r, m) for h, c, t, r, m in zip(image, text, temb, ropes, masks)]
             image, text = [s[0] for s in streams], [s[1] for s in streams]
         joint = [jnp.concatenate([c, h], axis=1) for c, h in zip(text, image)]
         for block in self.single_transformer_blocks:
-            joint = [block(x, t, r, m) for x, t, r, m in zip(joint, temb, ropes, masks)]
+            call = checkpointed(block, cfg.remat_policy)
+            joint = [call(x, t, r, m) for x, t, r, m in zip(joint, temb, ropes, masks)]
 
         outputs = []
         for x, t, layout in zip(joint, temb, layouts):

@@ -14,6 +14,7 @@ from pyramid_jax.dit.tokens import StageLayout, unpack_2x2
 from pyramid_jax.layers.adaln import AdaLNContinuous
 from pyramid_jax.layers.embeddings import TimeTextEmbedding
 from pyramid_jax.layers.linear import dense
+from pyramid_jax.layers.remat import checkpointed
 from pyramid_jax.layers.rope import rope_angles
 
 QK_NORM_EPS = 1e-5  # JointAttention's default, never overridden by the MMDiT (dit_spec.md §2.1)
@@ -66,7 +67,8 @@ class PyramidDiffusionMMDiT(nnx.Module):
         image = [self.pos_embed(clips, layout) for clips, layout in zip(sample, layouts)]
 
         for block in self.transformer_blocks:  # the last block ends the text stream (text becomes None)
-            streams = [block(h, c, t, r, m) for h, c, t, r, m in zip(image, text, temb, ropes, masks)]
+            call = checkpointed(block, cfg.remat_policy)
+            streams = [call(h, c, t, r, m) for h, c, t, r, m in zip(image, text, temb, ropes, masks)]
             image, text = [s[0] for s in streams], [s[1] for s in streams]
 
         outputs = []
