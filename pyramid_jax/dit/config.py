@@ -35,6 +35,7 @@ class FluxConfig(FrozenConfig):
     use_temporal_causal: bool = True
     attention_backend: str = "xla"
     remat_policy: str = "none"  # per-block gradient checkpointing, see layers/remat.py
+    scan_layers: bool = False  # run the block stack as one lax.scan, see layers/block_stack.py
 
     def __post_init__(self):
         if self.patch_size != 1:
@@ -85,6 +86,7 @@ class MMDiTConfig(FrozenConfig):
     interp_condition_pos: bool = False
     attention_backend: str = "xla"
     remat_policy: str = "none"  # per-block gradient checkpointing, see layers/remat.py
+    scan_layers: bool = False  # run the block stack as one lax.scan, see layers/block_stack.py
 
     def __post_init__(self):
         if self.patch_size != 2:

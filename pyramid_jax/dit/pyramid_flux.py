@@ -14,9 +14,9 @@ from pyramid_jax.dit.joint_block import JointTransformerBlock
 from pyramid_jax.dit.single_block import SingleTransformerBlock
 from pyramid_jax.dit.tokens import StageLayout, pack_2x2, unpack_2x2
 from pyramid_jax.layers.adaln import AdaLNContinuous
+from pyramid_jax.layers.block_stack import run_blocks
 from pyramid_jax.layers.embeddings import TimeTextEmbedding
 from pyramid_jax.layers.linear import dense
-from pyramid_jax.layers.remat import checkpointed
 from pyramid_jax.layers.rope import rope_angles
 
 QK_NORM_EPS = 1e-6
@@ -63,14 +63,17 @@ class PyramidFluxTransformer(nnx.Module):
         ropes = [flux_rope(layout, encoder_hidden_states.shape[1], cfg.axes_dims_rope) for layout in layouts]
         image = [self.x_embedder(jnp.concatenate([pack_2x2(clip) for clip in clips], axis=1)) for clips in sample]
 
-        for block in self.transformer_blocks:
-            call = checkpointed(block, cfg.remat_policy)
-            streams = [call(h, c, t, r, m) for h, c, t, r, m in zip(image, text, temb, ropes, masks)]
-            image, text = [s[0] for s in streams], [s[1] for s in streams]
+        def double_stream(call, streams):
+            out = [call(h, c, t, r, m) for h, c, t, r, m in zip(*streams, temb, ropes, masks)]
+            return [o[0] for o in out], [o[1] for o in out]
+
+        def single_stream(call, joint):
+            return [call(x, t, r, m) for x, t, r, m in zip(joint, temb, ropes, masks)]
+
+        stack = dict(remat_policy=cfg.remat_policy, scan=cfg.scan_layers)
+        image, text = run_blocks(self.transformer_blocks, (image, text), double_stream, **stack)
         joint = [jnp.concatenate([c, h], axis=1) for c, h in zip(text, image)]
-        for block in self.single_transformer_blocks:
-            call = checkpointed(block, cfg.remat_policy)
-            joint = [call(x, t, r, m) for x, t, r, m in zip(joint, temb, ropes, masks)]
+        joint = run_blocks(self.single_transformer_blocks, joint, single_stream, **stack)
 
         outputs = []
         for x, t, layout in zip(joint, temb, layouts):

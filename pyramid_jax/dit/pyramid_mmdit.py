@@ -12,9 +12,9 @@ from pyramid_jax.dit.joint_block import JointTransformerBlock
 from pyramid_jax.dit.patch_embed import PatchEmbed
 from pyramid_jax.dit.tokens import StageLayout, unpack_2x2
 from pyramid_jax.layers.adaln import AdaLNContinuous
+from pyramid_jax.layers.block_stack import run_blocks
 from pyramid_jax.layers.embeddings import TimeTextEmbedding
 from pyramid_jax.layers.linear import dense
-from pyramid_jax.layers.remat import checkpointed
 from pyramid_jax.layers.rope import rope_angles
 
 QK_NORM_EPS = 1e-5  # JointAttention's default, never overridden by the MMDiT (dit_spec.md §2.1)
@@ -66,10 +66,15 @@ class PyramidDiffusionMMDiT(nnx.Module):
         ropes = [temporal_rope(layout, text_len, cfg.attention_head_dim, cfg.add_temp_pos_embed) for layout in layouts]
         image = [self.pos_embed(clips, layout) for clips, layout in zip(sample, layouts)]
 
-        for block in self.transformer_blocks:  # the last block ends the text stream (text becomes None)
-            call = checkpointed(block, cfg.remat_policy)
-            streams = [call(h, c, t, r, m) for h, c, t, r, m in zip(image, text, temb, ropes, masks)]
-            image, text = [s[0] for s in streams], [s[1] for s in streams]
+        def joint_stream(call, streams):
+            out = [call(h, c, t, r, m) for h, c, t, r, m in zip(*streams, temb, ropes, masks)]
+            return [o[0] for o in out], [o[1] for o in out]
+
+        # The last block ends the text stream (its text output is None), so it runs outside the stack.
+        stack = dict(remat_policy=cfg.remat_policy, scan=cfg.scan_layers)
+        *full, last = self.transformer_blocks
+        streams = run_blocks(full, (image, text), joint_stream, **stack)
+        image, _ = run_blocks([last], streams, joint_stream, **stack)
 
         outputs = []
         for h, t, layout in zip(image, temb, layouts):
