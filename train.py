@@ -3,9 +3,13 @@
     python train.py --config configs/train/tiny.py                       # CPU smoke run on the tiny snapshot
     python train.py --config configs/train/miniflux_384p_ar.py snapshot=pyramid-flow-miniflux mesh.fsdp=8
     python train.py --config configs/train/tiny.py loop.num_steps=20 step.optimizer.learning_rate=1e-3
+    python train.py --config configs/train/miniflux_384p_ar.py data.source=latents data.annotation=train.jsonl \
+        data.null_text=features/null_text.npz                           # latents from tools/extract_*.py
 
 Overrides are dotted `key=value` pairs over the config's fields (an unknown key is an error). The run resumes
-from the newest checkpoint in `<output_dir>/checkpoints` when there is one.
+from the newest checkpoint in `<output_dir>/checkpoints` when there is one, data order included. On a multi-host
+pod every host runs the same command (`distributed=auto` initializes JAX's distributed runtime) and reads its own
+share of each batch.
 """
 
 from __future__ import annotations
@@ -35,50 +39,64 @@ def main(argv=None) -> int:
     except (ConfigError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
 
+    from pyramid_jax.parallel import distributed
+
+    distributed.initialize(config.distributed)  # before anything touches a device
+
     import jax
     import jax.numpy as jnp
 
     import pyramid_jax
     from pyramid_jax.sampling import TextConditioning
-    from pyramid_jax.text.encoder import load_text_encoder
     from pyramid_jax.training.checkpoint import TrainCheckpointer
-    from pyramid_jax.training.data import synthetic_source
+    from pyramid_jax.training.data import DataError, DataSource
+    from pyramid_jax.training.data.source import batch_source
+    from pyramid_jax.training.data.storage import load_text
     from pyramid_jax.training.loop import restore_or_keep, train
     from pyramid_jax.training.optimizer import gradient_transform
     from pyramid_jax.training.train_state import init_train_state, split_for_training, train_state_shardings
-    from pyramid_jax.training.train_step import make_train_step, place_batch
+    from pyramid_jax.training.train_step import make_train_step
 
-    if config.data.source != "synthetic":
-        sys.exit(f"error: data.source {config.data.source!r} is not available; use 'synthetic'")
+    data, log = config.data, (print if jax.process_index() == 0 else (lambda _: None))
+    dtype = jnp.dtype(config.compute_dtype)
     mesh = pyramid_jax.make_mesh(**dataclasses.asdict(config.mesh))
-    model = pyramid_jax.load_dit(os.path.join(config.snapshot, config.variant), jnp.float32, mesh)
-    graphdef, params, buffers = split_for_training(model, jnp.dtype(config.compute_dtype))
+    model = pyramid_jax.load_dit(os.path.join(config.snapshot, config.variant), jnp.float32, mesh,
+                                 remat_policy=config.remat, scan_layers=config.scan_layers)
+    needs_text_encoder = (config.step.objective.text_dropout > 0 and not data.null_text) or (
+        data.source is not DataSource.SYNTHETIC and not data.text_features)
+    text_encoder = pyramid_jax.load_text_encoder(config.snapshot, config.model_name, dtype, mesh) \
+        if needs_text_encoder else None
+    vae = pyramid_jax.load_vae(os.path.join(config.snapshot, "causal_video_vae"), dtype, mesh) \
+        if data.source is DataSource.VIDEOS else None
+    try:
+        batches = batch_source(data, model.config, seed=config.loop.seed, mesh=mesh, model_name=config.model_name,
+                               vae=vae, text_encoder=text_encoder, log=log)
+        null_text = None
+        if config.step.objective.text_dropout > 0:
+            null_text = TextConditioning(*(x[None] for x in load_text(data.null_text))) if data.null_text else \
+                TextConditioning(*text_encoder(""))
+    except (DataError, ValueError) as e:
+        sys.exit(f"error: {e}")
+
+    graphdef, params, buffers = split_for_training(model, dtype)
     state = init_train_state(params, buffers, gradient_transform(config.step.optimizer), ema=config.ema)
     shardings = train_state_shardings(state, mesh)
     state = jax.device_put(state, shardings)
     checkpointer = TrainCheckpointer(os.path.join(config.output_dir, "checkpoints"), config.max_to_keep)
-    state = restore_or_keep(state, checkpointer, config.loop.seed)
+    state, restored = restore_or_keep(state, checkpointer, config.loop.seed)
     if int(state.step):
-        print(f"resumed at step {int(state.step)} from {config.output_dir}/checkpoints")
-
-    null_text = None
-    if config.step.objective.text_dropout > 0:
-        null_text = TextConditioning(*load_text_encoder(config.snapshot, config.model_name, mesh=mesh)(""))
+        log(f"resumed at step {int(state.step)} from {config.output_dir}/checkpoints")
     step_fn = make_train_step(graphdef, config.step, null_text, shardings)
-    dit = model.config
-    source = synthetic_source(config.data, dit.latent_channels, dit.joint_attention_dim, dit.pooled_projection_dim,
-                              config.loop.seed)
-
-    def batches(start):
-        return (place_batch(b, mesh) for b in source(start))
 
     n_params = sum(x.size for x in jax.tree.leaves(state.params))
-    print(f"training {n_params / 1e6:.1f}M parameters on {jax.device_count()} {jax.devices()[0].platform} "
-          f"device(s), mesh {dict(mesh.shape)}, {config.compute_dtype} compute")
+    log(f"training {n_params / 1e6:.1f}M parameters on {jax.device_count()} {jax.devices()[0].platform} "
+        f"device(s) in {jax.process_count()} process(es), mesh {dict(mesh.shape)}, {config.compute_dtype} compute, "
+        f"{data.source.value} data")
     record = {"config": json.loads(json.dumps(dataclasses.asdict(config), default=str))}
-    state = train(state, step_fn, batches, config.step.objective, config.loop, checkpointer, record)
+    state = train(state, step_fn, batches, config.step.objective, config.loop, checkpointer, record, log=log,
+                  data_state=restored.get("data"), dit_config=model.config)
     checkpointer.close()
-    print(f"done: step {int(state.step)}, {int(state.num_skipped)} skipped step(s)")
+    log(f"done: step {int(state.step)}, {int(state.num_skipped)} skipped step(s)")
     return 0
 
 

@@ -1,14 +1,16 @@
 """The reference's AR video finetuning (`scripts/train_pyramid_flow.sh`) for miniFLUX 384p: temporal pyramid,
-sample_ratios 1:2:1, lr 5e-5 with 1000 warmup steps, bf16 compute on fp32 master weights, 16 latent frames.
+sample_ratios 1:2:1, lr 5e-5 with 1000 warmup steps, bf16 compute on fp32 master weights, 16 latent frames,
+a global batch of 64 samples in 2 accumulated micro-batches (the reference: 4 per GPU x 8 GPUs x 2 steps).
 
-Set `snapshot=<pyramid-flow-miniflux folder>` on the command line. The reference's global batch is 64 samples
-(4 per GPU x 8 GPUs x 2 accumulation steps); gradient accumulation is not implemented here, so use batch_size 64
-if it fits, or a smaller one with a correspondingly smaller learning rate.
+Data: pre-extracted latents and text features (tools/extract_video_latents.py, tools/extract_text_features.py):
+    python train.py --config configs/train/miniflux_384p_ar.py snapshot=<pyramid-flow-miniflux folder> \
+        data.annotation=<text_dir>/annotation.jsonl data.null_text=<text_dir>/null_text.npz
+On fewer than 8 devices lower data.batch_size (a multiple of 8) or raise step.grad_accum to fit in memory.
 """
 
 from pyramid_jax.training.config import DataConfig, MeshConfig, TrainConfig
+from pyramid_jax.training.data import DataSource
 from pyramid_jax.training.loop import LoopConfig
-from pyramid_jax.training.remat import RematPolicy
 from pyramid_jax.training.train_step import StepConfig
 
 
@@ -18,7 +20,9 @@ def get_config() -> TrainConfig:
         variant="diffusion_transformer_384p",
         output_dir="out/train_miniflux_384p_ar",
         mesh=MeshConfig(data=1, fsdp=-1),
-        data=DataConfig(batch_size=8, frames=16, height=48, width=80),
-        step=StepConfig(remat=RematPolicy.DOTS_NO_BATCH),
+        data=DataConfig(source=DataSource.LATENTS, batch_size=64, frames=16),
+        remat="dots_no_batch",
+        scan_layers=True,
+        step=StepConfig(grad_accum=2),
         loop=LoopConfig(num_steps=40_000, max_units=16, log_every=10, save_every=2000),
     )

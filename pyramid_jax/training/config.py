@@ -14,6 +14,9 @@ import os
 from typing import Any, Sequence
 
 from pyramid_jax.config import ConfigError
+from pyramid_jax.layers.remat import REMAT_POLICIES
+from pyramid_jax.parallel.distributed import Distributed
+from pyramid_jax.training.data.config import DataConfig
 from pyramid_jax.training.loop import LoopConfig
 from pyramid_jax.training.train_step import StepConfig
 
@@ -29,18 +32,6 @@ class MeshConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
-    """`source="synthetic"`: random latents and text features of the given sizes (smoke tests, benchmarks)."""
-
-    source: str = "synthetic"
-    batch_size: int = 4  # global samples per step, a multiple of sum(sample_ratios)
-    frames: int = 16  # latent frames per clip
-    height: int = 48  # latent rows (384p: 48, 768p: 96)
-    width: int = 80  # latent columns (384p: 80, 768p: 160)
-    text_length: int = 128
-
-
-@dataclasses.dataclass(frozen=True)
 class TrainConfig:
     snapshot: str  # a Pyramid Flow snapshot folder (released torch layout or converted)
     variant: str = "diffusion_transformer_384p"  # the DiT subfolder trained
@@ -49,10 +40,18 @@ class TrainConfig:
     output_dir: str = "out/train"  # checkpoints go to <output_dir>/checkpoints
     max_to_keep: int = 3
     ema: bool = True
+    remat: str = "none"  # the DiT's per-block remat policy (layers/remat.py), e.g. "dots_no_batch"
+    scan_layers: bool = False  # run the DiT block stacks as one lax.scan (fast compiles for deep models)
+    distributed: Distributed = Distributed.AUTO  # jax.distributed.initialize(): auto-detected, on or off
     mesh: MeshConfig = MeshConfig()
     data: DataConfig = DataConfig()
     step: StepConfig = StepConfig()
     loop: LoopConfig = LoopConfig(num_steps=40_000)
+
+
+    def __post_init__(self):
+        if self.remat not in REMAT_POLICIES:
+            raise ConfigError(f"unknown remat {self.remat!r}; choose one of {sorted(REMAT_POLICIES)}")
 
 
 def load_train_config(path: str) -> TrainConfig:

@@ -1,28 +1,32 @@
 """The training loop: steps, AR unit allocation, logging, periodic checkpoints and exact resumption.
 
 Everything a step depends on is a function of the run's seed and the step number (the step key is
-`fold_in(key(seed), step)`, the data source restarts at a given step, the unit allocation cycles with the step),
-so a run restored from a checkpoint continues exactly as if it had never stopped.
+`fold_in(key(seed), step)`, the unit allocation cycles with the step) or is restored from the checkpoint (the data
+iterator's state, saved in the checkpoint's record under "data"), so a run restored from a checkpoint continues
+exactly as if it had never stopped.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
 import jax
 import numpy as np
 
 from pyramid_jax.training.checkpoint import TrainCheckpointer
-from pyramid_jax.training.objective import KeyRandomness, PyramidObjective
+from pyramid_jax.training.objective import PyramidObjective
+from pyramid_jax.training.throughput import step_cost, throughput_report
 from pyramid_jax.training.train_state import TrainState
 from pyramid_jax.training.train_step import Batch
 from pyramid_jax.training.units import stage_units
 
-# batches(start_step) -> the run's batches from that step on (one per step)
-BatchSource = Callable[[int], Iterator[Batch]]
+
+class BatchSource(Protocol):
+    def __call__(self, start_step: int, state: dict[str, Any] | None = None) -> Iterator[Batch]:
+        """The run's batches (one per step) from `start_step` on, or from a saved iterator `state`. An iterator
+        with a `get_state()` method has that JSON state saved with every checkpoint."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,33 +43,31 @@ def step_key(seed: int, step: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), step)
 
 
-@functools.lru_cache(maxsize=64)
-def image_tokens(objective: PyramidObjective, latents_shape: tuple[int, ...], units) -> int:
-    """Image tokens (2x2 patches) the DiT sees for one batch, history included."""
-    inputs = jax.eval_shape(lambda k: objective.inputs(jax.numpy.zeros(latents_shape), KeyRandomness(k), units),
-                            jax.random.key(0))
-    return sum(int(np.prod(c.shape[:4])) // 4 for clips in inputs.sample for c in clips)
-
-
-def restore_or_keep(state: TrainState, checkpointer: TrainCheckpointer | None, seed: int) -> TrainState:
-    """The newest checkpoint's state, laid out like `state` (so a new mesh is fine), else `state` itself."""
+def restore_or_keep(state: TrainState, checkpointer: TrainCheckpointer | None,
+                    seed: int) -> tuple[TrainState, dict[str, Any]]:
+    """The newest checkpoint's (state, record), the state laid out like `state` (so a new mesh is fine), else
+    (`state`, {})."""
     if checkpointer is None or checkpointer.latest_step() is None:
-        return state
+        return state, {}
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
     restored, record = checkpointer.restore(target)
     if record.get("seed") != seed:
         raise ValueError(f"the checkpoint was written by a run with seed {record.get('seed')}, this run has {seed}: "
                          "resuming would not continue it")
-    return restored
+    return restored, record
 
 
 def train(state: TrainState, step_fn: Callable, batches: BatchSource, objective: PyramidObjective,
           config: LoopConfig, checkpointer: TrainCheckpointer | None = None, record: dict | None = None,
-          log: Callable[[str], None] = print) -> TrainState:
-    """Runs `step_fn` from `state.step` to `config.num_steps`, saving every `save_every` steps and at the end."""
+          log: Callable[[str], None] = print, data_state: dict | None = None, dit_config=None) -> TrainState:
+    """Runs `step_fn` from `state.step` to `config.num_steps`, saving every `save_every` steps and at the end.
+
+    `data_state`: the record's "data" entry of the checkpoint `state` came from. `dit_config`: the trained DiT's
+    config, for the FLOP count behind the logged TFLOP/s and MFU.
+    """
     step = int(state.step)
-    window, tokens, started = [], 0, time.perf_counter()
-    source = batches(step)
+    window, tokens, flops, started = [], 0, 0, time.perf_counter()
+    source = batches(step, data_state)
     while step < config.num_steps:
         batch = next(source)
         if config.temporal_pyramid:
@@ -74,17 +76,20 @@ def train(state: TrainState, step_fn: Callable, batches: BatchSource, objective:
         state, metrics = step_fn(state, batch, step_key(config.seed, step))
         step += 1
         window.append(metrics)
-        tokens += image_tokens(objective, tuple(batch.latents.shape), batch.units)
+        cost = step_cost(objective, tuple(batch.latents.shape), batch.text.embeds.shape[1], batch.units, dit_config)
+        tokens += cost.tokens
+        flops = None if cost.flops is None else flops + cost.flops
         if step % config.log_every == 0 or step == config.num_steps:
             seconds = time.perf_counter() - started
             values = jax.device_get(window)
             losses = [float(m["loss"]) for m in values if not m["skipped"]]
             log(f"step {step}: loss {np.mean(losses) if losses else float('nan'):.4f} "
                 f"lr {float(values[-1]['learning_rate']):.3g} skipped {sum(bool(m['skipped']) for m in values)} "
-                f"| {len(values) / seconds:.2f} steps/s {tokens / seconds:.0f} tokens/s")
-            window, tokens, started = [], 0, time.perf_counter()
+                f"| {throughput_report(len(values), seconds, tokens, flops, jax.devices())}")
+            window, tokens, flops, started = [], 0, 0, time.perf_counter()
         if checkpointer is not None and (step % config.save_every == 0 or step == config.num_steps):
-            checkpointer.save(state, {"seed": config.seed, "step": step, **(record or {})})
+            data = {"data": source.get_state()} if hasattr(source, "get_state") else {}
+            checkpointer.save(state, {"seed": config.seed, "step": step, **data, **(record or {})})
     if checkpointer is not None:
         checkpointer.wait()
     return state

@@ -48,27 +48,44 @@ class Randomness(Protocol):
 
 @dataclasses.dataclass(frozen=True)
 class KeyRandomness:
-    """Draws from one PRNG key, each role and column folded into its own stream (independent of call order)."""
+    """Draws from one PRNG key, each keyed by role, column and sample (independent of call order and batch split).
+
+    `groups` `[B]`: for a micro-batch of an accumulated step, the position in the step's whole batch of each of its
+    sample groups (the S consecutive samples that fill one row of the columns). Every micro-batch then draws what
+    the whole batch draws for the same samples. None: the batch is the step's whole batch.
+    """
 
     key: jax.Array
+    groups: jax.Array | None = None
 
-    def _key(self, *path: int) -> jax.Array:
-        return functools.reduce(jax.random.fold_in, path, self.key)
+    def _group_ids(self, batch: int) -> jax.Array:
+        return jnp.arange(batch) if self.groups is None else self.groups
+
+    def _sample_ids(self, num_samples: int) -> jax.Array:
+        if self.groups is None:
+            return jnp.arange(num_samples)
+        per_group = num_samples // self.groups.shape[0]
+        return (self.groups[:, None] * per_group + jnp.arange(per_group)).reshape(-1)
+
+    def _per_row(self, ids: jax.Array, draw: Callable, *path: int) -> jax.Array:
+        """`draw(key)` for each row id, the key folded from `path` then the id: `[len(ids), ...]`."""
+        base = functools.reduce(jax.random.fold_in, path, self.key)
+        return jax.vmap(lambda i: draw(jax.random.fold_in(base, i)))(ids)
 
     def noise(self, shape):
-        return jax.random.normal(self._key(0), shape)
+        return self._per_row(self._sample_ids(shape[0]), lambda k: jax.random.normal(k, shape[1:]), 0)
 
     def timestep_u(self, column, batch):
-        return jax.random.uniform(self._key(1, column), (batch,))
+        return self._per_row(self._group_ids(batch), jax.random.uniform, 1, column)
 
     def corrupt_sigma_u(self, column, batch):
-        return jax.random.uniform(self._key(2, column), (batch,))
+        return self._per_row(self._group_ids(batch), jax.random.uniform, 2, column)
 
     def corrupt_noise(self, column, clip, shape):
-        return jax.random.normal(self._key(3, column, clip), shape)
+        return self._per_row(self._group_ids(shape[0]), lambda k: jax.random.normal(k, shape[1:]), 3, column, clip)
 
     def text_dropout_u(self, batch):
-        return jax.random.uniform(self._key(4), (batch,))
+        return self._per_row(self._sample_ids(batch), jax.random.uniform, 4)
 
 
 class FlowInputs(NamedTuple):

@@ -1,6 +1,7 @@
 """One optimizer step as a pure jitted function `(state, batch, key) -> (state, metrics)` (pipeline_spec.md §6a).
 
-Loss and gradients of the pyramidal flow-matching objective, global-norm clipping, AdamW with the warmup-constant
+Loss and gradients of the pyramidal flow-matching objective (optionally accumulated over micro-batches),
+global-norm clipping, AdamW with the warmup-constant
 learning rate, the bad-batch guard (a step whose loss is >= `max_loss` or whose loss or gradient is not finite
 leaves weights and optimizer moments untouched and is counted), then the periodic EMA update. Under a mesh the
 state keeps the rule table's shardings (FSDP weights and moments) and the batch is split over `data`.
@@ -20,22 +21,23 @@ from jax.sharding import Mesh
 
 from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, batch_sharding
 from pyramid_jax.sampling import TextConditioning
-from pyramid_jax.training.objective import KeyRandomness, PyramidObjective
+from pyramid_jax.training.accumulation import accumulated
+from pyramid_jax.training.objective import PyramidObjective
 from pyramid_jax.training.optimizer import OptimizerConfig, gradient_transform, learning_rate
-from pyramid_jax.training.remat import RematPolicy
 from pyramid_jax.training.train_state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
 class StepConfig:
-    """What one step computes: the objective, the optimizer, rematerialisation, EMA and the bad-batch guard."""
+    """What one step computes: the objective, the optimizer, EMA and the bad-batch guard (remat is the DiT's own
+    `remat_policy`)."""
 
     objective: PyramidObjective = PyramidObjective()
     optimizer: OptimizerConfig = OptimizerConfig()
-    remat: RematPolicy = RematPolicy.NONE
     ema_decay: float = 0.9999
     ema_every: int = 100  # the reference updates its EMA only on steps divisible by 100
     max_loss: float = 2.0  # the reference's exploding-loss guard
+    grad_accum: int = 1  # micro-batches per step, gradients averaged (the reference's AR script uses 2)
 
 
 @struct.dataclass
@@ -48,8 +50,14 @@ class Batch:
 
 
 def place_batch(batch: Batch, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> Batch:
-    """Puts every batch array on `mesh`, split along its leading (sample) axis."""
-    return jax.tree.map(lambda x: jax.device_put(x, batch_sharding(mesh, x.shape, rules)), batch)
+    """The global batch on `mesh`, split along its leading (sample) axis, from this process's rows of it (the
+    rows `host_rows` gives it; with one process, all of them)."""
+
+    def place(x):
+        shape = (x.shape[0] * jax.process_count(), *x.shape[1:])
+        return jax.make_array_from_process_local_data(batch_sharding(mesh, shape, rules), x, shape)
+
+    return jax.tree.map(place, batch)
 
 
 def make_train_step(graphdef: nnx.GraphDef, config: StepConfig = StepConfig(),
@@ -61,18 +69,22 @@ def make_train_step(graphdef: nnx.GraphDef, config: StepConfig = StepConfig(),
     """
     tx = gradient_transform(config.optimizer)
 
-    @config.remat.apply
     def forward(params, buffers, sample, *conditioning):
         return nnx.merge(graphdef, params, buffers)(sample, *conditioning)
 
     def step(state: TrainState, batch: Batch, key: jax.Array):
-        rand = KeyRandomness(key)
+        def loss_and_grads(latents, text, rand):
+            def loss_fn(params):
+                dit = functools.partial(forward, params, state.buffers)
+                return config.objective.loss(dit, latents, text, rand, batch.units, null_text)
 
-        def loss_fn(params):
-            dit = functools.partial(forward, params, state.buffers)
-            return config.objective.loss(dit, batch.latents, batch.text, rand, batch.units, null_text)
+            return jax.value_and_grad(loss_fn)(state.params)
 
-        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        zero_grads = jax.tree.map(jnp.zeros_like, state.params)  # unused (and dropped) when grad_accum is 1
+        if state_shardings is not None:
+            zero_grads = jax.lax.with_sharding_constraint(zero_grads, state_shardings.params)
+        loss, grads = accumulated(loss_and_grads, batch.latents, batch.text, key, config.grad_accum,
+                                  config.objective.columns.num_columns, zero_grads)
         grad_norm = optax.tree.norm(grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         lr = learning_rate(config.optimizer, state.step)

@@ -1,6 +1,6 @@
-"""Checkpoints: a killed run resumes bit-identically; a checkpoint restores under another mesh; keep-N."""
+"""Checkpoints: a killed run resumes bit-identically, data order included (the data iterator's state is saved
+with the checkpoint); a checkpoint restores under another mesh; keep-N."""
 
-import itertools
 import os
 
 import jax
@@ -9,12 +9,15 @@ import pytest
 
 import pyramid_jax
 from pyramid_jax.training.checkpoint import TrainCheckpointer
+from pyramid_jax.training.data import DataConfig, DataSource
+from pyramid_jax.training.data.source import batch_source
 from pyramid_jax.training.loop import LoopConfig, restore_or_keep, train
 from pyramid_jax.training.objective import PyramidObjective
 from pyramid_jax.training.optimizer import OptimizerConfig
 from pyramid_jax.training.train_state import split_for_training, train_state_shardings
 from pyramid_jax.training.train_step import StepConfig, make_train_step
 
+from latent_dataset import write_dataset
 from test_train_step import SNAPSHOT_DIT, compile_step, fresh_state, synthetic_batch
 
 # image mode with one stage: the smallest program that still runs the whole step
@@ -28,11 +31,21 @@ class Killed(Exception):
     pass
 
 
-def batches(start, die_at=None):
-    for step in itertools.count(start):
-        if step == die_at:
+def dies_at(step_fn, step):
+    def run(state, batch, key):
+        if int(state.step) == step:
             raise Killed
-        yield synthetic_batch(seed=step, frames=1, units=None)
+        return step_fn(state, batch, key)
+
+    return run
+
+
+def latent_batches(model, folder):
+    """Pre-extracted latents from disk: 12 clips of 1 or 2 frames, cut to 1, one batch of 8 per epoch."""
+    annotation = write_dataset(folder, [(2, 8, 8, 4)] * 6 + [(1, 8, 8, 4)] * 6)
+    data = DataConfig(source=DataSource.LATENTS, annotation=annotation, batch_size=8, frames=1, read_threads=2)
+    return batch_source(data, model.config, seed=LOOP.seed, mesh=None, model_name="pyramid_flux",
+                        log=lambda _: None)
 
 
 @pytest.fixture(scope="module")
@@ -50,28 +63,31 @@ def leaves(state):
 
 def test_killed_run_resumes_identically_and_restores_under_another_mesh(setup, tmp_path):
     model, step = setup
+    batches = latent_batches(model, tmp_path / "data")
     logs = []
-    straight = train(fresh_state(model, CONFIG), step, batches, CONFIG.objective, LOOP, log=logs.append)
+    straight = train(fresh_state(model, CONFIG), step, batches, CONFIG.objective, LOOP, log=logs.append,
+                     dit_config=model.config)
     assert int(straight.step) == 6 and len(logs) == 2
-    assert "steps/s" in logs[0] and "tokens/s" in logs[0]
+    assert all(unit in logs[0] for unit in ("steps/s", "tokens/s", "TFLOP/s/device"))
 
     directory = str(tmp_path / "run")
     checkpointer = TrainCheckpointer(directory, max_to_keep=2)
     with pytest.raises(Killed):
-        train(fresh_state(model, CONFIG), step, lambda s: batches(s, die_at=5), CONFIG.objective, LOOP, checkpointer)
+        train(fresh_state(model, CONFIG), dies_at(step, 5), batches, CONFIG.objective, LOOP, checkpointer)
     checkpointer.close()  # the process dies; the saves of steps 2 and 4 had been handed over
 
     checkpointer = TrainCheckpointer(directory, max_to_keep=2)
-    resumed = restore_or_keep(fresh_state(model, CONFIG), checkpointer, LOOP.seed)
-    assert int(resumed.step) == 4
-    resumed = train(resumed, step, batches, CONFIG.objective, LOOP, checkpointer)
+    resumed, record = restore_or_keep(fresh_state(model, CONFIG), checkpointer, LOOP.seed)
+    assert int(resumed.step) == 4 and record["data"]["position"] == 4
+    np.testing.assert_array_equal(next(batches(0, record["data"])).latents, next(batches(4)).latents)
+    resumed = train(resumed, step, batches, CONFIG.objective, LOOP, checkpointer, data_state=record["data"])
     for got, want in zip(leaves(resumed), leaves(straight)):
         np.testing.assert_array_equal(got, want)
     assert sorted(int(d) for d in os.listdir(directory) if d.isdigit()) == [4, 6]
 
     mesh = pyramid_jax.make_mesh(data=2, fsdp=4)
     fresh = fresh_state(model, CONFIG)
-    on_mesh = restore_or_keep(jax.device_put(fresh, train_state_shardings(fresh, mesh)), checkpointer, LOOP.seed)
+    on_mesh, _ = restore_or_keep(jax.device_put(fresh, train_state_shardings(fresh, mesh)), checkpointer, LOOP.seed)
     kernel = on_mesh.opt_state[1].nu["single_transformer_blocks"][1]["proj_mlp"]["kernel"].get_value()
     assert kernel.sharding.spec == jax.sharding.PartitionSpec("fsdp", None)
     for got, want in zip(leaves(on_mesh), leaves(straight)):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import pyramid_jax
+from pyramid_jax.training.accumulation import micro_batch_groups, split_micro_batches
 from pyramid_jax.training.objective import KeyRandomness, PyramidObjective
 from pyramid_jax.training.optimizer import OptimizerConfig, gradient_transform, learning_rate
-from pyramid_jax.training.remat import RematPolicy
 from pyramid_jax.training.text_dropout import TextConditioning
 from pyramid_jax.training.train_state import init_train_state, split_for_training, train_state_shardings
 from pyramid_jax.training.train_step import Batch, StepConfig, make_train_step, place_batch
@@ -126,10 +126,11 @@ def test_sharded_step_equals_single_device(model, fp32_step):
 def test_bf16_compute_with_fp32_master_weights_and_remat(model):
     """Image mode (one stage, T = 1) keeps the compile short; the bf16 loss stays close to the fp32 objective's."""
     config = dataclasses.replace(CONFIG, objective=PyramidObjective(sample_ratios=(1,), stage_range=(0, 1)),
-                                 remat=RematPolicy.DOTS_NO_BATCH, max_loss=float("inf"))
+                                 max_loss=float("inf"))
     batch, key = synthetic_batch(frames=1, units=None), jax.random.key(0)
-    graphdef, _, _ = split_for_training(model, jnp.bfloat16)
-    state = fresh_state(model, config, jnp.bfloat16)
+    remat_model = pyramid_jax.load_dit(str(SNAPSHOT_DIT), remat_policy="dots_no_batch")
+    graphdef, _, _ = split_for_training(remat_model, jnp.bfloat16)
+    state = fresh_state(remat_model, config, jnp.bfloat16)
     state, metrics = compile_step(make_train_step(graphdef, config), state, batch)(state, batch, key)
     assert {x.dtype for x in jax.tree.leaves((state.params, state.opt_state[1].mu))} == {jnp.dtype(jnp.float32)}
     assert not bool(metrics["skipped"]) and int(state.step) == 1
@@ -137,3 +138,37 @@ def test_bf16_compute_with_fp32_master_weights_and_remat(model):
     fp32_loss = jax.jit(lambda: config.objective.loss(model, batch.latents, batch.text, KeyRandomness(key)))()
     assert float(metrics["loss"]) != float(fp32_loss)
     np.testing.assert_allclose(float(metrics["loss"]), float(fp32_loss), rtol=2e-2)
+
+
+def test_gradient_accumulation_equals_one_step_on_the_whole_batch(model, fp32_step):
+    """grad_accum=2 on the 8-sample AR batch (2 micro-batches of 4): the same loss, gradient norm and gradients
+    (to float rounding, ~1e-7 relative) as the step on all 8 samples at once; the micro-batches draw the whole
+    batch's noise and timesteps for their samples."""
+    config = dataclasses.replace(CONFIG, grad_accum=2)
+    batch, key = synthetic_batch(2), jax.random.key(5)
+    graphdef, _, _ = split_for_training(model)
+    accumulated = compile_step(make_train_step(graphdef, config), fresh_state(model), batch)
+    whole, whole_metrics = fp32_step(fresh_state(model), batch, key)
+    split, split_metrics = accumulated(fresh_state(model), batch, key)
+    assert float(whole_metrics["grad_norm"]) > 1e-2
+    for name in ("loss", "grad_norm"):
+        np.testing.assert_allclose(float(split_metrics[name]), float(whole_metrics[name]), rtol=1e-5)
+    # Adam's first moment after one step is 0.1 x the clipped gradient
+    for got, want in zip(jax.tree.leaves(split.opt_state[1].mu), jax.tree.leaves(whole.opt_state[1].mu)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-8)
+
+
+def test_micro_batches_keep_columns_and_draw_what_the_whole_batch_draws():
+    """8 samples, S = 2 columns, 2 micro-batches: groups (0, 2) and (1, 3) of 2 samples each."""
+    micro = np.asarray(split_micro_batches(jnp.arange(8), 2, 2))
+    groups = micro_batch_groups(8, 2, 2)
+    assert micro.tolist() == [[0, 1, 4, 5], [2, 3, 6, 7]] and np.asarray(groups).tolist() == [[0, 2], [1, 3]]
+    whole = KeyRandomness(jax.random.key(0))
+    for rows, group in zip(micro, groups):
+        part = KeyRandomness(jax.random.key(0), group)
+        np.testing.assert_array_equal(part.noise((4, 3, 5)), whole.noise((8, 3, 5))[rows])
+        np.testing.assert_array_equal(part.text_dropout_u(4), whole.text_dropout_u(8)[rows])
+        np.testing.assert_array_equal(part.timestep_u(1, 2), whole.timestep_u(1, 4)[group])
+        np.testing.assert_array_equal(part.corrupt_noise(1, 0, (2, 3)), whole.corrupt_noise(1, 0, (4, 3))[group])
+    with pytest.raises(ValueError, match="multiple of grad_accum"):
+        split_micro_batches(jnp.arange(6), 2, 2)

@@ -1,0 +1,55 @@
+"""From this process's `HostBatch` to the training `Batch` on the mesh.
+
+Pre-extracted latents are placed, then normalised per frame for the DiT family (pipeline_spec.md §2, §5a).
+Video frames are encoded by the VAE on the fly, sampling its posterior with a key of the batch's plan position
+(so a resumed run draws the same latents). Captions are encoded by the text encoder on the fly. The on-the-fly
+encoders see one process's rows, so they are for single-process runs.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+
+from pyramid_jax.sampling import TextConditioning
+from pyramid_jax.training.data.frames import to_unit_range
+from pyramid_jax.training.data.pipeline import HostBatch
+from pyramid_jax.training.train_step import Batch, place_batch
+from pyramid_jax.vae.latents import normalize_latents
+
+POSTERIOR_STREAM = 0x5EED  # folded into the run's seed for the VAE posterior draws
+
+
+def to_device(batch: Batch, mesh: Mesh | None) -> Batch:
+    """The global batch from this process's rows: on `mesh` split by samples, or on the default device."""
+    return jax.tree.map(jnp.asarray, batch) if mesh is None else place_batch(batch, mesh)
+
+
+class BatchMaker:
+    """`maker(host_batch, position) -> Batch`; `vae` and `text_encoder` are needed only for frames and captions."""
+
+    def __init__(self, model_name: str, mesh: Mesh | None, seed: int, vae=None, text_encoder=None):
+        if (vae is not None or text_encoder is not None) and jax.process_count() > 1:
+            raise ValueError("on-the-fly VAE or text encoding is for single-process runs; pre-extract latents and "
+                             "text features (tools/extract_*.py) to train on several hosts")
+        self.model_name, self.mesh, self.vae, self.text_encoder = model_name, mesh, vae, text_encoder
+        self.key = jax.random.fold_in(jax.random.key(seed), POSTERIOR_STREAM)
+        self._normalize = jax.jit(functools.partial(normalize_latents, model_name=model_name))
+
+    def __call__(self, host: HostBatch, position: int) -> Batch:
+        samples, text = host
+        if samples.dtype == np.uint8:
+            if self.vae is None:
+                raise ValueError("video frames need the VAE to encode them")
+            posterior = self.vae.encode(to_unit_range(samples), temporal_chunk=True)
+            samples = posterior.sample(jax.random.fold_in(self.key, position))
+        if isinstance(text, tuple) and isinstance(text[0], str):
+            if self.text_encoder is None:
+                raise ValueError("captions need the text encoder to encode them")
+            text = TextConditioning(*self.text_encoder(list(text)))
+        batch = to_device(Batch(samples, TextConditioning(*text)), self.mesh)
+        return Batch(self._normalize(batch.latents), batch.text)

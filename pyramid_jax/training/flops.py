@@ -1,0 +1,62 @@
+"""Analytic FLOP count of the DiT (both families), the numerator of MFU.
+
+Counts every matmul of the model as 2 FLOPs per multiply-add: the embedders, the AdaLN modulation linears, the
+q/k/v/out projections, the MLPs and attention's `q k^T` and `p v` over the whole `[text ; image]` sequence (the
+temporal-causal mask is applied to a dense score matrix, so the masked half is computed too). Elementwise work
+(norms, RoPE, softmax, GELU) is left out. A train step costs 3x the forward (the backward computes two matmuls
+per forward matmul); recomputation under remat is not counted, as usual for MFU.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from pyramid_jax.dit.config import MMDiTConfig
+from pyramid_jax.layers.embeddings import TIMESTEP_FREQ_DIM
+
+TRAIN_FACTOR = 3  # forward + backward
+
+
+def _joint_block(image: int, text: int, dim: int, text_ends: bool) -> int:
+    """One two-stream block on one sample; `text_ends`: MMDiT's last block (no text output projection or MLP)."""
+    seq = image + text
+    modulation = 2 * 6 * dim * dim + 2 * (2 if text_ends else 6) * dim * dim
+    qkv = 2 * 3 * seq * dim * dim
+    image_out = 2 * image * dim * dim + 2 * 2 * image * dim * 4 * dim  # to_out, MLP D -> 4D -> D
+    text_out = 0 if text_ends else 2 * text * dim * dim + 2 * 2 * text * dim * 4 * dim
+    return modulation + qkv + image_out + text_out + 2 * 2 * seq * seq * dim
+
+
+def _single_block(image: int, text: int, dim: int) -> int:
+    """One Flux single-stream block on one sample: qkv, proj_mlp D -> 4D, proj_out 5D -> D, attention."""
+    seq = image + text
+    return 2 * 3 * dim * dim + 2 * seq * dim * (3 * dim + 4 * dim + 5 * dim) + 2 * 2 * seq * seq * dim
+
+
+def dit_forward_flops(config, sample: Sequence[Sequence[Sequence[int]]], text_len: int) -> int:
+    """FLOPs of one DiT call on `sample`: per stage column, the shapes `[B, T, H, W, C]` of its clips (history
+    first, current last), as in `FlowInputs.sample`; `text_len` text tokens per row."""
+    dim, channels = config.inner_dim, config.latent_channels
+    pooled, text_dim = config.pooled_projection_dim, config.joint_attention_dim
+    single_layers = getattr(config, "num_single_layers", 0)
+    text_ends = isinstance(config, MMDiTConfig)  # the MMDiT's last joint block ends the text stream
+    total = 0
+    for clips in sample:
+        batch = clips[0][0]
+        image = sum(math.prod(shape[1:4]) for shape in clips) // 4  # 2x2 latent patches
+        current = math.prod(clips[-1][1:4]) // 4
+        per_sample = (
+            2 * (TIMESTEP_FREQ_DIM * dim + dim * dim) + 2 * (pooled * dim + dim * dim)  # timestep + pooled text
+            + 2 * text_len * text_dim * dim + 2 * image * 4 * channels * dim  # text and patch embedders
+            + sum(_joint_block(image, text_len, dim, text_ends and i == config.num_layers - 1)
+                  for i in range(config.num_layers))
+            + single_layers * _single_block(image, text_len, dim)
+            + 2 * 2 * dim * dim + 2 * current * dim * 4 * channels)  # norm_out, proj_out
+        total += batch * per_sample
+    return total
+
+
+def train_step_flops(config, sample: Sequence[Sequence[Sequence[int]]], text_len: int) -> int:
+    """Model FLOPs of one train step (forward and backward) on the DiT inputs `sample`."""
+    return TRAIN_FACTOR * dit_forward_flops(config, sample, text_len)
