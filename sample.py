@@ -10,11 +10,20 @@ Defaults follow the reference's app: the variant's native size, temp 16 (at most
 20,20,20 for the first frame and 10,10,10 for later ones (i2v: 10,10,10 throughout), guidance 7 / video guidance 5
 (i2v: 4). On the embedded tiny snapshot the defaults shrink to a 192x128, 3-frame, 2-step demo. Several --prompt
 flags are generated as one batch; each video is written to its own file (`name_0.mp4`, `name_1.mp4`, ...).
+
+Devices: the run is sharded over all local devices. By default the guidance batch (2 rows per prompt) is split over
+the `data` axis as far as it divides, and the remaining devices form `fsdp`, which shards the weights (e.g. 8 GPUs,
+one prompt: data=2, fsdp=4). --mesh data=2,fsdp=2,tensor=2 picks the axes (unnamed ones are 1, one may be -1).
+
+Compilation cache: compiled programs are saved on disk (default ~/.cache/pyramid_jax/xla, or
+$JAX_COMPILATION_CACHE_DIR), so a second run of the same sizes loads them instead of compiling (the sampler compiles
+one program per latent frame). --compile-cache DIR moves it; --no-compile-cache turns it off.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -55,6 +64,10 @@ def parse_args(argv):
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto", help="auto: bf16 on GPU/TPU, else fp32")
     p.add_argument("--low-memory", action="store_true",
                    help="one model resident at a time; VAE decodes 1 latent frame at a time with 256-pixel tiles")
+    p.add_argument("--mesh", help="device mesh axes such as data=2,fsdp=4 (default: see Devices below)")
+    p.add_argument("--compile-cache", metavar="DIR", help="persistent compilation cache folder "
+                   "(default: $JAX_COMPILATION_CACHE_DIR or ~/.cache/pyramid_jax/xla)")
+    p.add_argument("--no-compile-cache", action="store_true", help="compile everything afresh, save nothing")
     return p.parse_args(argv)
 
 
@@ -74,6 +87,12 @@ def fill_defaults(args) -> None:
     if args.video_guidance_scale is None:
         args.video_guidance_scale = 4.0 if i2v else 5.0
     args.prompt = args.prompt or [DEFAULT_PROMPT]
+
+
+def default_mesh_axes(rows: int, devices: int) -> dict[str, int]:
+    """The guidance batch over `data` as far as it divides the devices, the rest on `fsdp` (weights sharded)."""
+    data = math.gcd(rows, devices)
+    return dict(data=data, fsdp=devices // data)
 
 
 def load_image(path: str, width: int, height: int):
@@ -103,14 +122,22 @@ def main(argv=None) -> int:
     import numpy as np
     from tqdm import tqdm
 
+    from pyramid_jax.compile_cache import default_cache_dir, enable_compile_cache
     from pyramid_jax.io.video import save_frames
+    from pyramid_jax.parallel.mesh import make_mesh, parse_mesh_axes
     from pyramid_jax.pipeline import DEFAULT_NEGATIVE_PROMPT, PyramidFlowPipeline
 
+    if not args.no_compile_cache:
+        enable_compile_cache(args.compile_cache or default_cache_dir())
     dtype = {"fp32": jnp.float32, "bf16": jnp.bfloat16}.get(args.dtype)
     if dtype is None:
         dtype = jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
+    rows = len(args.prompt) * (2 if args.guidance_scale > 0 else 1)
     try:
-        pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, low_memory=args.low_memory)
+        axes = parse_mesh_axes(args.mesh) if args.mesh else default_mesh_axes(rows, jax.device_count())
+        mesh = make_mesh(**axes)
+        pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, mesh,
+                                                   low_memory=args.low_memory)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
     if args.temp is None:
@@ -151,8 +178,10 @@ def main(argv=None) -> int:
     videos = pipe.decode_latent(latents, save_memory=args.low_memory)
     for video, path in zip(videos, output_paths(args.output, len(videos))):
         print(f"{video.shape[0]} frame(s) {video.shape[2]}x{video.shape[1]} -> {save_frames(video, path)}")
+    mesh_text = ", ".join(f"{name}={size}" for name, size in mesh.shape.items() if size > 1) or "one device"
     print(f"sampled {len(videos)} video(s) of {args.temp} latent frames in {sampled:.1f} s "
-          f"(decode {time.perf_counter() - start - sampled:.1f} s) on {jax.devices()[0].platform}")
+          f"(decode {time.perf_counter() - start - sampled:.1f} s) on {jax.device_count()} "
+          f"{jax.devices()[0].platform} device(s), mesh {mesh_text}")
     return 0
 
 

@@ -58,10 +58,11 @@ class PyramidFlowPipeline:
 
     def __init__(self, model_name: str, variant: str, latent_channels: int, text_encoder: _Component,
                  dit: _Component, vae: _Component, preset: ModelPreset | None,
-                 scheduler: PyramidFlowScheduler | None = None):
+                 scheduler: PyramidFlowScheduler | None = None, mesh: Mesh | None = None):
         self.model_name, self.variant, self.latent_channels, self.preset = model_name, variant, latent_channels, preset
         self._text_encoder, self._dit, self._vae = text_encoder, dit, vae
         self.scheduler = scheduler or PyramidFlowScheduler()
+        self.mesh = mesh
 
     @classmethod
     def from_pretrained(cls, path: str, variant: str = "diffusion_transformer_384p", dtype=jnp.bfloat16,
@@ -70,8 +71,10 @@ class PyramidFlowPipeline:
         """A pipeline on snapshot `path` (released torch layout or converted by `convert_torch_weights.py`).
 
         `variant` is the DiT folder (`diffusion_transformer_{384p,768p,image}`). Models are loaded on first use in
-        `dtype`, sharded over `mesh` when given; `low_memory` releases each model after use, so that only one of
-        text encoder, DiT and VAE is resident at a time (each call then reloads them).
+        `dtype`. With a `mesh`, weights are sharded by the rule table (DiT over fsdp / tensor) and the prompt batch
+        (CFG rows, latents, noise) is split over data, so every model runs as one program over all of the mesh's
+        devices. `low_memory` releases each model after use, so that only one of text encoder, DiT and VAE is
+        resident at a time (each call then reloads them).
         """
         if not os.path.isdir(path):
             raise FileNotFoundError(f"snapshot folder {path} does not exist")
@@ -96,7 +99,7 @@ class PyramidFlowPipeline:
                    _Component(lambda: load_text_encoder(path, model_name, dtype, **kw), keep),
                    _Component(lambda: load_dit(dit_path, dtype, **kw), keep),
                    _Component(lambda: load_vae(os.path.join(path, VAE_FOLDER), dtype, **kw), keep),
-                   find_preset(model_name, variant))
+                   find_preset(model_name, variant), mesh=mesh)
 
     # -- entry points ---------------------------------------------------------------------------------------------
 
@@ -124,7 +127,7 @@ class PyramidFlowPipeline:
         noise = noise or self._key_noise(key, seed, batch, height, width, text.embeds.dtype)
         scales = _linear_guidance(guidance_scale, alpha, min_guidance_scale, temp) if use_linear_guidance else None
         with self._dit.use() as dit:
-            latents = PyramidSampler(dit, self.scheduler).video(
+            latents = PyramidSampler(dit, self.scheduler, self.mesh).video(
                 text, noise, temp, steps, video_steps, guidance_scale, video_guidance_scale, callback=callback,
                 unit_guidance_scales=scales)
         return self._output(latents, output_type, save_memory)
@@ -161,7 +164,7 @@ class PyramidFlowPipeline:
                                        (batch, *image_latent.shape[1:]))
         scales = _linear_guidance(guidance_scale, alpha, min_guidance_scale, temp) if use_linear_guidance else None
         with self._dit.use() as dit:
-            latents = PyramidSampler(dit, self.scheduler).video(
+            latents = PyramidSampler(dit, self.scheduler, self.mesh).video(
                 text, noise, temp, steps, steps, guidance_scale, video_guidance_scale, first_frame=first_frame,
                 callback=callback, unit_guidance_scales=scales)
         return self._output(latents, output_type, save_memory)

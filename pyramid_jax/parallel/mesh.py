@@ -26,3 +26,15 @@ def make_mesh(data: int = -1, fsdp: int = 1, tensor: int = 1, sequence: int = 1,
         raise ValueError(f"mesh {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, "
                          f"{len(devices)} available")
     return Mesh(np.asarray(devices).reshape(sizes), MESH_AXES)
+
+
+def parse_mesh_axes(text: str) -> dict[str, int]:
+    """`"data=2,fsdp=-1"` -> `{"data": 2, "fsdp": -1, "tensor": 1, "sequence": 1}` (`make_mesh` arguments):
+    unnamed axes get size 1, and one axis may be -1 for the remaining devices."""
+    sizes = dict.fromkeys(MESH_AXES, 1)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        if name.strip() not in sizes or not value.strip().lstrip("-").isdigit():
+            raise ValueError(f"mesh axes are written like data=2,fsdp=4 with axes {MESH_AXES}; got {text!r}")
+        sizes[name.strip()] = int(value)
+    return sizes

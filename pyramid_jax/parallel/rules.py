@@ -73,3 +73,8 @@ def shard_module(module: nnx.Module, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RUL
 def batch_sharding(mesh: Mesh, shape: Sequence[int], rules: Rules = LOGICAL_AXIS_RULES) -> NamedSharding:
     """Sharding of an activation whose leading axis is the batch; other axes replicated."""
     return NamedSharding(mesh, logical_to_spec(("batch",) + (None,) * (len(shape) - 1), shape, mesh, rules))
+
+
+def shard_batch(tree, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES):
+    """Puts every array of `tree` on `mesh`, split along its leading (batch) axis by `batch_sharding`."""
+    return jax.tree.map(lambda x: jax.device_put(x, batch_sharding(mesh, x.shape, rules)), tree)

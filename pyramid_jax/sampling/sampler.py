@@ -5,7 +5,9 @@ starts from noise, jumps to the next stage by nearest upsampling plus block nois
 the DiT on `[history clips..., current latent]` with classifier-free guidance (pipeline_spec.md §4).
 
 Programs are cached by jit on (unit history length, step counts, shapes), so a video of `temp` units compiles
-`temp` unit programs once, and every later video of the same size reuses them.
+`temp` unit programs once, and every later video of the same size reuses them. Under a mesh the DiT parameters keep
+the loader's shardings (fsdp / tensor) and every per-sample input is split along its batch rows over `data`, so
+each program is one SPMD program over all devices.
 """
 
 from __future__ import annotations
@@ -17,12 +19,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from jax.sharding import Mesh
 
+from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, shard_batch
 from pyramid_jax.sampling.history import past_conditions
 from pyramid_jax.sampling.noise import NoiseSource, UnitNoise
 from pyramid_jax.sampling.pyramid import latent_pyramid, upsample_nearest_2x
 from pyramid_jax.sampling.rounding import rounded
 from pyramid_jax.sampling.scheduler import PyramidFlowScheduler, euler_step
+
+# Prompt rows go over `data` alone, not the table's ("data", "fsdp"): with that two-axis batch split and
+# tensor-sharded weights, XLA (jax 0.10.2) miscompiles the DiT's gated residual `gate * (x @ W1 @ W2)` (whole rows
+# come out wrong); tests/sampling/test_sharded_pipeline.py checks a mesh with all three axes.
+PROMPT_RULES = (("batch", "data"),) + tuple(rule for rule in LOGICAL_AXIS_RULES if rule[0] != "batch")
 
 
 class TextConditioning(NamedTuple):
@@ -96,11 +105,13 @@ def denoise_unit(state: nnx.State, history: tuple[jax.Array, ...], noise: UnitNo
 
 
 class PyramidSampler:
-    """Generates latent videos `[B, T, H, W, C]` with a DiT; owns nothing but the split DiT and the schedule."""
+    """Generates latent videos `[B, T, H, W, C]` with a DiT; owns nothing but the split DiT, the schedule and the
+    mesh (None: inputs stay where they are). A DiT used under a mesh should be loaded onto it (`load_dit(mesh=)`)."""
 
-    def __init__(self, dit: nnx.Module, scheduler: PyramidFlowScheduler | None = None):
+    def __init__(self, dit: nnx.Module, scheduler: PyramidFlowScheduler | None = None, mesh: Mesh | None = None):
         self.graphdef, self.state = nnx.split(dit)
         self.scheduler = scheduler or PyramidFlowScheduler()
+        self.mesh = mesh
 
     def unit(self, history: Sequence[jax.Array], noise: UnitNoise, text: TextConditioning,
              steps: Sequence[int], guidance_scale: float | None) -> tuple[jax.Array, ...]:
@@ -114,7 +125,10 @@ class PyramidSampler:
         if text.embeds.shape[0] != rows:
             raise ValueError(f"text conditioning has {text.embeds.shape[0]} rows; {noise.latent.shape[0]} "
                              f"sample(s) {'with' if guided else 'without'} guidance need {rows}")
-        return denoise_unit(self.state, tuple(history), noise, text, jnp.float32(guidance_scale if guided else 0),
+        inputs = (tuple(history), noise, text)
+        if self.mesh is not None:
+            inputs = shard_batch(inputs, self.mesh, PROMPT_RULES)
+        return denoise_unit(self.state, *inputs, jnp.float32(guidance_scale if guided else 0),
                             graphdef=self.graphdef, scheduler=self.scheduler, steps=steps, guided=guided)
 
     def video(self, text: TextConditioning, noise: NoiseSource, temp: int, num_inference_steps: Sequence[int],

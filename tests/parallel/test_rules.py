@@ -4,7 +4,7 @@ import jax
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from pyramid_jax.parallel.mesh import make_mesh
+from pyramid_jax.parallel.mesh import make_mesh, parse_mesh_axes
 from pyramid_jax.parallel.rules import logical_to_spec
 
 
@@ -16,6 +16,14 @@ def test_mesh_axes_and_sizes():
         make_mesh(data=4, fsdp=2, tensor=2)
     with pytest.raises(ValueError, match="at most one"):
         make_mesh(data=-1, fsdp=-1)
+
+
+def test_mesh_axes_from_text():
+    assert parse_mesh_axes("data=2,fsdp=-1") == dict(data=2, fsdp=-1, tensor=1, sequence=1)
+    assert dict(make_mesh(**parse_mesh_axes(" tensor=2, fsdp=4 ")).shape) == dict(data=1, fsdp=4, tensor=2, sequence=1)
+    for bad in ("model=2", "data", "data=two"):
+        with pytest.raises(ValueError, match="data=2,fsdp=4"):
+            parse_mesh_axes(bad)
 
 
 def test_rules_map_logical_names():
