@@ -99,7 +99,8 @@ def main() -> int:
 
     print(f"{cfg.CLASS_NAME} from {args.snapshot} ({args.dtype}) on {jax.devices()[0].platform}: "
           f"{args.width}x{args.height}, temp {args.temp}, steps {steps} / {video_steps}, batch {b} (x2 CFG)")
-    print(f"seconds per video (warm): {per_video:.3f}; first video {first:.2f} s, so compile ~{first - per_video:.2f} s")
+    print(f"seconds per video (warm): {per_video:.3f}; first video {first:.2f} s, "
+          f"so compile ~{first - per_video:.2f} s")
     print(f"compiled unit programs: {programs} (one per unit: the history grows; reused by later videos)")
     print(f"DiT calls: {num_calls}, sum of standalone DiT call times {dit_total:.3f} s; "
           f"sampler time / DiT time = {per_video / dit_total:.3f}")

@@ -17,7 +17,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
-from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, batch_sharding
+from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, batch_sharding, shard_batch
 from pyramid_jax.text.clip import CLIPTextModel
 from pyramid_jax.text.config import CLIPTextConfig, T5EncoderConfig
 from pyramid_jax.text.load import load_text_model, read_text_config
@@ -86,8 +86,7 @@ class TextEncoder:
     def __call__(self, prompts: str | Sequence[str]):
         tokens = self.tokenize(prompts)
         if self.mesh is not None:
-            tokens = jax.tree.map(lambda x: jax.device_put(x, batch_sharding(self.mesh, x.shape, self.rules)),
-                                  tokens)
+            tokens = shard_batch(tokens, self.mesh, self.rules)
         return self._encode(self._states, tokens)
 
 

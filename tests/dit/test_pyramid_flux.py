@@ -8,7 +8,7 @@ from flax import nnx
 
 import pyramid_jax
 from pyramid_jax.dit.apply import dit_apply_fn
-from pyramid_jax.parallel.rules import batch_sharding, shard_module
+from pyramid_jax.parallel.rules import shard_batch, shard_module
 
 from conftest import FIXTURES
 from flux_cases import case_names, load_case
@@ -61,7 +61,7 @@ def test_sharded_forward_equals_single_device(flux):
     graphdef, sharded_state = nnx.split(sharded_model)
     kernel = sharded_state["transformer_blocks"][0]["attn"]["to_q"]["kernel"].get_value()
     assert kernel.sharding.spec == jax.sharding.PartitionSpec("fsdp", "tensor")
-    sharded_args = jax.tree.map(lambda x: jax.device_put(x, batch_sharding(mesh, x.shape)), args)
+    sharded_args = shard_batch(args, mesh)
     for got, want in zip(dit_apply_fn(graphdef)(sharded_state, *sharded_args), single):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
 

@@ -18,7 +18,7 @@ from pyramid_jax.dit.load import abstract_dit, read_dit_config
 from pyramid_jax.dit.patch_embed import PatchEmbed, resize_bilinear, sincos_pos_embed
 from pyramid_jax.io.weights import flat_shapes
 from pyramid_jax.layers.buffer import Buffer
-from pyramid_jax.parallel.rules import batch_sharding, shard_module
+from pyramid_jax.parallel.rules import shard_batch, shard_module
 
 from conftest import FIXTURES
 from flux_cases import case_names, load_case
@@ -148,7 +148,7 @@ def test_sharded_forward_equals_single_device(mmdit):
     assert kernel.sharding.spec == jax.sharding.PartitionSpec(None, None, None, "fsdp")
     table = sharded_state["pos_embed"]["pos_embed"].get_value()
     assert table.sharding.spec == jax.sharding.PartitionSpec(None, None, "fsdp")
-    sharded_args = jax.tree.map(lambda x: jax.device_put(x, batch_sharding(mesh, x.shape)), args)
+    sharded_args = shard_batch(args, mesh)
     for got, want in zip(dit_apply_fn(graphdef)(sharded_state, *sharded_args), single):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
 
