@@ -35,3 +35,20 @@ def test_default_mesh_splits_guidance_rows_over_data_and_the_rest_over_fsdp():
     assert sample.default_mesh_axes(rows=8, devices=4) == dict(data=4, fsdp=1)
     assert sample.default_mesh_axes(rows=6, devices=8) == dict(data=2, fsdp=4)
     assert sample.default_mesh_axes(rows=1, devices=1) == dict(data=1, fsdp=1)
+
+
+def test_input_image_is_resized_to_cover_then_centre_cropped(tmp_path):
+    from PIL import Image
+    import numpy as np
+
+    # 400x100 image: left half red, right half blue, a green 20-px column in the exact centre.
+    pixels = np.zeros((100, 400, 3), np.uint8)
+    pixels[:, :200, 0] = 255
+    pixels[:, 200:, 2] = 255
+    pixels[:, 190:210] = (0, 255, 0)
+    Image.fromarray(pixels).save(tmp_path / "wide.png")
+    image = np.asarray(sample.load_image(str(tmp_path / "wide.png"), width=64, height=64))
+    assert image.shape == (64, 64, 3)  # scaled by 0.64 to 256x64, then the central 64 columns kept
+    assert image[:, 0, 0].min() > 200 and image[:, -1, 2].min() > 200  # red at the left edge, blue at the right
+    green = np.flatnonzero(image[32, :, 1] > 200)
+    assert 10 <= len(green) <= 15 and abs(green.mean() - 31.5) < 1.5  # 20 px x 0.64, centred: cropped, not squashed
