@@ -21,12 +21,9 @@ from flax import nnx
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import pyramid_jax  # noqa: E402
+from bench_models import bench_dit  # noqa: E402
 from pyramid_jax.dit.apply import dit_apply_fn  # noqa: E402
-from pyramid_jax.dit.load import dit_family  # noqa: E402
-from pyramid_jax.presets import load_preset  # noqa: E402
 
-TINY = os.path.join(ROOT, "tests", "fixtures", "snapshots", "miniflux_tiny", "diffusion_transformer_384p")
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
 
@@ -60,16 +57,7 @@ def main() -> int:
     args = parser.parse_args()
     dtype = DTYPES[args.dtype]
 
-    if args.preset is None:
-        dit = pyramid_jax.load_dit(TINY, dtype=dtype)
-    else:
-        config = load_preset(args.preset).dit
-        if args.layers is not None:
-            cut = {"num_layers": args.layers}
-            if hasattr(config, "num_single_layers"):
-                cut["num_single_layers"] = args.layers
-            config = config.replace(**cut)
-        dit = dit_family(config)[0](config, rngs=nnx.Rngs(0), dtype=dtype, param_dtype=dtype)
+    dit = bench_dit(args.preset, args.layers, dtype)
     graphdef, state = nnx.split(dit)
     params = sum(x.size for x in jax.tree.leaves(state))
     inputs = sampler_call(dit.config, args.height, args.width, args.unit, dtype, jax.random.key(0))

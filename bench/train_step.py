@@ -19,39 +19,22 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import pyramid_jax  # noqa: E402
-from pyramid_jax.dit.load import dit_family  # noqa: E402
-from pyramid_jax.presets import load_preset  # noqa: E402
+from bench_models import bench_dit  # noqa: E402
 from pyramid_jax.training.data.config import DataConfig  # noqa: E402
 from pyramid_jax.training.data.synthetic import synthetic_batches  # noqa: E402
 from pyramid_jax.training.objective import PyramidObjective  # noqa: E402
-from pyramid_jax.training.optimizer import gradient_transform  # noqa: E402
 from pyramid_jax.layers.remat import REMAT_POLICIES  # noqa: E402
+from pyramid_jax.training.optimizer import gradient_transform  # noqa: E402
 from pyramid_jax.training.throughput import step_cost, throughput_report  # noqa: E402
 from pyramid_jax.training.train_state import init_train_state, split_for_training  # noqa: E402
 from pyramid_jax.training.train_step import Batch, StepConfig, make_train_step  # noqa: E402
 from pyramid_jax.training.units import stage_units  # noqa: E402
 
-TINY = os.path.join(ROOT, "tests", "fixtures", "snapshots", "miniflux_tiny", "diffusion_transformer_384p")
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
-
-
-def build_model(args):
-    knobs = dict(remat_policy=args.remat, scan_layers=args.scan_layers)
-    if args.preset is None:
-        return pyramid_jax.load_dit(TINY, **knobs)
-    config = load_preset(args.preset).dit.replace(**knobs)
-    if args.layers is not None:
-        cut = {"num_layers": args.layers}
-        if hasattr(config, "num_single_layers"):
-            cut["num_single_layers"] = args.layers
-        config = config.replace(**cut)
-    return dit_family(config)[0](config, rngs=nnx.Rngs(0))
 
 
 def main() -> int:
@@ -72,7 +55,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    model = build_model(args)
+    model = bench_dit(args.preset, args.layers, remat_policy=args.remat, scan_layers=args.scan_layers)
     config = StepConfig(objective=PyramidObjective(), grad_accum=args.grad_accum,
                         max_loss=float("inf"))
     graphdef, params, buffers = split_for_training(model, DTYPES[args.dtype])
