@@ -7,9 +7,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from pyramid_jax.dit.attention import JointAttention, Rope
+from pyramid_jax.dit.tokens import HIDDEN_AXES
 from pyramid_jax.layers.adaln import AdaLNContinuous, AdaLNZero, modulate
 from pyramid_jax.layers.attention import TokenMask
 from pyramid_jax.layers.feedforward import FeedForward
+from pyramid_jax.parallel.rules import constrain
 
 
 class JointTransformerBlock(nnx.Module):
@@ -35,10 +37,10 @@ class JointTransformerBlock(nnx.Module):
         else:
             cx, c_gate_msa, c_shift_mlp, c_scale_mlp, c_gate_mlp = self.norm1_context(c, temb)
         attn_out, ctx_out = self.attn(x, cx, rope, mask)
-        h = h + gate_msa[:, None] * attn_out
-        h = h + gate_mlp[:, None] * self.ff(modulate(h, shift_mlp, scale_mlp))
+        h = constrain(h + gate_msa[:, None] * attn_out, HIDDEN_AXES)
+        h = constrain(h + gate_mlp[:, None] * self.ff(modulate(h, shift_mlp, scale_mlp)), HIDDEN_AXES)
         if self.ff_context is None:
             return h, None
-        c = c + c_gate_msa[:, None] * ctx_out
-        c = c + c_gate_mlp[:, None] * self.ff_context(modulate(c, c_shift_mlp, c_scale_mlp))
+        c = constrain(c + c_gate_msa[:, None] * ctx_out, HIDDEN_AXES)
+        c = constrain(c + c_gate_mlp[:, None] * self.ff_context(modulate(c, c_shift_mlp, c_scale_mlp)), HIDDEN_AXES)
         return h, c

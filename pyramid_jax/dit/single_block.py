@@ -7,9 +7,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from pyramid_jax.dit.attention import Rope, SingleStreamAttention
+from pyramid_jax.dit.tokens import HIDDEN_AXES
 from pyramid_jax.layers.adaln import AdaLNZeroSingle
 from pyramid_jax.layers.attention import TokenMask
 from pyramid_jax.layers.linear import dense
+from pyramid_jax.parallel.rules import constrain
 
 
 class SingleTransformerBlock(nnx.Module):
@@ -28,4 +30,4 @@ class SingleTransformerBlock(nnx.Module):
         normed, gate = self.norm(x, temb)
         mlp = jax.nn.gelu(self.proj_mlp(normed), approximate=True)
         out = self.proj_out(jnp.concatenate([self.attn(normed, rope, mask), mlp], axis=-1))
-        return x + gate[:, None] * out
+        return constrain(x + gate[:, None] * out, HIDDEN_AXES)

@@ -16,6 +16,10 @@ import numpy as np
 
 from pyramid_jax.layers.attention import TokenMask
 
+# Logical axes of a token stream `[B, N, D]` between and inside the blocks: samples over the batch axes, tokens over
+# `sequence` (sequence parallelism, when the mesh has it), the width replicated.
+HIDDEN_AXES = ("batch", "length", None)
+
 
 @dataclasses.dataclass(frozen=True)
 class ClipGrid:

@@ -11,6 +11,7 @@ from flax import nnx
 
 from pyramid_jax.layers.linear import dense
 from pyramid_jax.layers.norms import layer_norm
+from pyramid_jax.parallel.rules import constrain
 
 
 def modulate(x: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
@@ -27,7 +28,12 @@ class _AdaLN(nnx.Module):
                             param_dtype=param_dtype, kernel_init=nnx.initializers.zeros_init())
 
     def _chunks(self, temb: jax.Array) -> list[jax.Array]:
-        return jnp.split(self.linear(jax.nn.silu(temb)), self.chunks, axis=-1)
+        # The modulations `[B, chunks * D]` are split by samples only, their width whole on each device. Left split
+        # over `tensor` like the kernel, XLA (jax 0.10.2) miscompiles the gated residual `gate * (x @ W1 @ W2)` when
+        # the batch is split over ("data", "fsdp") and the weights over "fsdp" and "tensor": the MLP output's rows
+        # come back in ("fsdp", "data") device order, so samples swap between devices and the loss is wrong.
+        # tests/training/test_parallel_step.py checks a data x fsdp x tensor mesh.
+        return jnp.split(constrain(self.linear(jax.nn.silu(temb)), ("batch", None)), self.chunks, axis=-1)
 
 
 class AdaLNZero(_AdaLN):

@@ -1,17 +1,19 @@
 """Logical-axis names -> mesh axes: the one rule table of the project, and the shardings it produces.
 
-Parameters carry `logical_axes` metadata (see `layers/linear.py`); moving between FSDP, tensor and sequence
-parallelism is a change of these rules, not of model code.
+Parameters carry `logical_axes` metadata (see `layers/linear.py`) and large activations are held to logical axes
+with `constrain` (applied when the program is traced on a mesh, see `traced_on`); moving between FSDP, tensor and
+sequence parallelism is a change of these rules, not of model code.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 from flax import nnx
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import AbstractMesh, Mesh, NamedSharding, PartitionSpec
 
 Rules = Sequence[tuple[str, str | tuple[str, ...] | None]]
 
@@ -30,7 +32,7 @@ LOGICAL_AXIS_RULES: Rules = (
 )
 
 
-def logical_to_spec(axes: Sequence[str | None], shape: Sequence[int], mesh: Mesh,
+def logical_to_spec(axes: Sequence[str | None], shape: Sequence[int], mesh: Mesh | AbstractMesh,
                     rules: Rules = LOGICAL_AXIS_RULES) -> PartitionSpec:
     """Maps logical names to mesh axes; a mesh axis that does not divide its dimension is left out (replicated)."""
     table = dict(rules)
@@ -50,6 +52,24 @@ def logical_to_spec(axes: Sequence[str | None], shape: Sequence[int], mesh: Mesh
                 used[axis] = name
         spec.append(tuple(kept) if len(kept) > 1 else (kept[0] if kept else None))
     return PartitionSpec(*spec)
+
+
+def constrain(x: jax.Array, axes: Sequence[str | None], rules: Rules = LOGICAL_AXIS_RULES) -> jax.Array:
+    """`x` held to the sharding its logical `axes` map to on the mesh being traced under
+    (`jax.sharding.use_abstract_mesh`); unchanged when there is none."""
+    mesh = jax.sharding.get_abstract_mesh()
+    return x if mesh.empty else jax.lax.with_sharding_constraint(x, logical_to_spec(axes, x.shape, mesh, rules))
+
+
+def traced_on(mesh: Mesh, fn: Callable) -> Callable:
+    """`fn` traced under `mesh` (as an abstract mesh, so it works inside `jax.jit`): its `constrain` calls apply."""
+
+    @functools.wraps(fn)
+    def on_mesh(*args, **kwargs):
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+            return fn(*args, **kwargs)
+
+    return on_mesh
 
 
 def state_shardings(state: nnx.State, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES):

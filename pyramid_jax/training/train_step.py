@@ -4,7 +4,8 @@ Loss and gradients of the pyramidal flow-matching objective (optionally accumula
 global-norm clipping, AdamW with the warmup-constant
 learning rate, the bad-batch guard (a step whose loss is >= `max_loss` or whose loss or gradient is not finite
 leaves weights and optimizer moments untouched and is counted), then the periodic EMA update. Under a mesh the
-state keeps the rule table's shardings (FSDP weights and moments) and the batch is split over `data`.
+state keeps the rule table's shardings (FSDP weights and moments), the batch is split over `data` (and `fsdp`), and
+the DiT's activations follow the table too (its tokens over `sequence`: sequence parallelism).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import optax
 from flax import nnx, struct
 from jax.sharding import Mesh
 
-from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, batch_sharding
+from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, batch_sharding, traced_on
 from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.training.accumulation import accumulated
 from pyramid_jax.training.objective import PyramidObjective
@@ -60,12 +61,37 @@ def place_batch(batch: Batch, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> 
     return jax.tree.map(place, batch)
 
 
+def apply_gradients(state: TrainState, loss: jax.Array, grads, tx: optax.GradientTransformation,
+                    config) -> tuple[TrainState, dict[str, jax.Array]]:
+    """The update shared by every trained model: clip + AdamW at `learning_rate(step)`, the bad-batch guard (a
+    non-finite or >= `config.max_loss` loss, or a non-finite gradient, leaves weights and moments untouched and is
+    counted), then the EMA every `config.ema_every` steps. `config` has `optimizer`, `max_loss`, `ema_decay`,
+    `ema_every` (a `StepConfig`, or the VAE's step config)."""
+    grad_norm = optax.tree.norm(grads)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    lr = learning_rate(config.optimizer, state.step)
+    params = jax.tree.map(lambda p, u: (p - lr * u).astype(p.dtype), state.params, updates)
+
+    ok = jnp.isfinite(loss) & (loss < config.max_loss) & jnp.isfinite(grad_norm)
+    params, opt_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old),
+                                     (params, opt_state), (state.params, state.opt_state))
+    ema = state.ema
+    if ema is not None:
+        d = config.ema_decay
+        update = state.step % config.ema_every == 0
+        ema = jax.tree.map(lambda e, p: jnp.where(update, e * d + (1 - d) * p, e), ema, params)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema=ema,
+                              num_skipped=state.num_skipped + (~ok).astype(jnp.int32))
+    return new_state, dict(loss=loss, grad_norm=grad_norm, learning_rate=lr, skipped=~ok)
+
+
 def make_train_step(graphdef: nnx.GraphDef, config: StepConfig = StepConfig(),
                     null_text: TextConditioning | None = None, state_shardings=None) -> Callable:
     """The jitted step for the DiT `graphdef` (see `split_for_training`); the input state is donated.
 
     null_text: the empty prompt's encoding (rows `[1, ...]`); it enables the 10% caption dropout.
-    state_shardings: from `train_state_shardings`, to keep the state's layout across steps under a mesh.
+    state_shardings: from `train_state_shardings`, to keep the state's layout across steps under a mesh; the
+        DiT's activations are then constrained on that mesh too (`constrain`: tokens over `sequence`).
     """
     tx = gradient_transform(config.optimizer)
 
@@ -85,23 +111,9 @@ def make_train_step(graphdef: nnx.GraphDef, config: StepConfig = StepConfig(),
             zero_grads = jax.lax.with_sharding_constraint(zero_grads, state_shardings.params)
         loss, grads = accumulated(loss_and_grads, batch.latents, batch.text, key, config.grad_accum,
                                   config.objective.columns.num_columns, zero_grads)
-        grad_norm = optax.tree.norm(grads)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        lr = learning_rate(config.optimizer, state.step)
-        params = jax.tree.map(lambda p, u: (p - lr * u).astype(p.dtype), state.params, updates)
+        return apply_gradients(state, loss, grads, tx, config)
 
-        ok = jnp.isfinite(loss) & (loss < config.max_loss) & jnp.isfinite(grad_norm)
-        params, opt_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old),
-                                         (params, opt_state), (state.params, state.opt_state))
-        ema = state.ema
-        if ema is not None:
-            d = config.ema_decay
-            update = state.step % config.ema_every == 0
-            ema = jax.tree.map(lambda e, p: jnp.where(update, e * d + (1 - d) * p, e), ema, params)
-        new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema=ema,
-                                  num_skipped=state.num_skipped + (~ok).astype(jnp.int32))
-        metrics = dict(loss=loss, grad_norm=grad_norm, learning_rate=lr, skipped=~ok)
-        return new_state, metrics
-
-    out_shardings = None if state_shardings is None else (state_shardings, None)
-    return jax.jit(step, donate_argnums=0, out_shardings=out_shardings)
+    if state_shardings is None:
+        return jax.jit(step, donate_argnums=0)
+    mesh = jax.tree.leaves(state_shardings)[0].mesh
+    return jax.jit(traced_on(mesh, step), donate_argnums=0, out_shardings=(state_shardings, None))

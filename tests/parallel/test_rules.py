@@ -1,11 +1,12 @@
 """Mesh construction and the logical-axis rule table."""
 
 import jax
+import jax.numpy as jnp
 import pytest
 from jax.sharding import PartitionSpec as P
 
 from pyramid_jax.parallel.mesh import make_mesh, parse_mesh_axes
-from pyramid_jax.parallel.rules import logical_to_spec
+from pyramid_jax.parallel.rules import constrain, logical_to_spec, traced_on
 
 
 def test_mesh_axes_and_sizes():
@@ -45,3 +46,17 @@ def test_rule_conflicts_and_unknown_names_fail_loudly():
     with pytest.raises(KeyError, match="no sharding rule"):
         logical_to_spec(("embedding",), (8,), mesh)
     assert jax.device_count() == 8
+
+
+def test_constrain_applies_under_a_traced_mesh_only():
+    """Tokens over `sequence` where it divides their count (12), replicated where not (10); nothing off a mesh."""
+
+    def tokens(x):
+        return constrain(x * 2, ("batch", "length", None))
+
+    args = jnp.ones((2, 12, 3)), jnp.ones((2, 10, 3))
+    mesh = make_mesh(data=2, sequence=4)
+    assert "sharding_constraint" not in jax.jit(tokens).lower(args[0]).as_text()
+    on_mesh = jax.jit(traced_on(mesh, tokens))
+    assert '<@mesh, [{"data"}, {"sequence"}, {}]>' in on_mesh.lower(args[0]).as_text()
+    assert '<@mesh, [{"data"}, {}, {}]>' in on_mesh.lower(args[1]).as_text()

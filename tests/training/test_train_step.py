@@ -24,10 +24,11 @@ CONFIG = StepConfig(objective=PyramidObjective(sample_ratios=(1, 1), stage_range
                     optimizer=OptimizerConfig(learning_rate=1e-3, warmup_steps=5), ema_decay=0.5, ema_every=4)
 
 
-def synthetic_batch(seed=0, scale=1.0, frames=2, units=UNITS):
-    """8 samples of `frames` latent frames at 8x8, with 8 text tokens (the last two padding)."""
+def synthetic_batch(seed=0, scale=1.0, frames=2, units=UNITS, size=8):
+    """8 samples of `frames` latent frames at `size`x`size`, with 8 text tokens (the last two padding)."""
     rng = np.random.default_rng(seed)
-    latents = rng.standard_normal((8, frames, 8, 8, 4), np.float32) * 0.5 + np.linspace(-1, 1, 4, dtype=np.float32)
+    latents = rng.standard_normal((8, frames, size, size, 4), np.float32) * 0.5
+    latents += np.linspace(-1, 1, 4, dtype=np.float32)
     mask = np.ones((8, 8), np.int32)
     mask[:, 6:] = 0
     text = TextConditioning(rng.standard_normal((8, 8, 32), np.float32), mask, rng.standard_normal((8, 24), np.float32))

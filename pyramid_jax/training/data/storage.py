@@ -7,6 +7,7 @@ text file, `.npz`: one caption's encoding, `embeds [L, J]`, `mask [L]` int32 (1 
     The extraction also writes `null_text.npz`, the encoding of "" that caption dropout needs (the reference
     never precomputes it: issues #160, #181, #257).
 Writes go to a temporary name that is then renamed, so an interrupted extraction never leaves a partial file.
+The readers also take the reference's own `.pt` files in either role (reference_files.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import numpy as np
 
 from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.training.data.errors import DataError, reading
+from pyramid_jax.training.data.reference_files import (is_reference_file, load_reference_latents,
+                                                       load_reference_text, reference_latent_shape,
+                                                       reference_text_shapes)
 
 TEXT_KEYS = ("embeds", "mask", "pooled")
 NULL_TEXT_FILE = "null_text.npz"
@@ -40,6 +44,8 @@ def save_latents(path: str, latents: np.ndarray) -> None:
 
 def latent_shape(path: str) -> tuple[int, int, int, int]:
     """`(T, h, w, C)` from the header; a missing, truncated or malformed file raises a DataError."""
+    if is_reference_file(path):
+        return reference_latent_shape(path)
     with reading(path, "latent file"):
         shape = np.load(path, mmap_mode="r").shape
     if len(shape) != 4 or 0 in shape:
@@ -49,6 +55,8 @@ def latent_shape(path: str) -> tuple[int, int, int, int]:
 
 def load_latents(path: str, frames: int) -> np.ndarray:
     """The first `frames` latent frames, float32 `[frames, h, w, C]`."""
+    if is_reference_file(path):
+        return load_reference_latents(path, frames)
     with reading(path, "latent file"):
         return np.asarray(np.load(path, mmap_mode="r")[:frames], np.float32)
 
@@ -62,6 +70,8 @@ def save_text(path: str, text: TextConditioning) -> None:
 
 def text_shapes(path: str) -> tuple[tuple[int, ...], ...]:
     """The shapes of `embeds`, `mask`, `pooled` from the array headers inside the .npz (no data read)."""
+    if is_reference_file(path):
+        return reference_text_shapes(path)
     shapes = []
     with reading(path, "text feature file"), zipfile.ZipFile(path) as archive:
         for key in TEXT_KEYS:
@@ -78,6 +88,8 @@ def text_shapes(path: str) -> tuple[tuple[int, ...], ...]:
 
 def load_text(path: str) -> TextConditioning:
     """One caption's encoding as numpy: embeds float32 `[L, J]`, mask int32 `[L]`, pooled float32 `[P]`."""
+    if is_reference_file(path):
+        return load_reference_text(path)
     with reading(path, "text feature file"), np.load(path) as f:
         return TextConditioning(f["embeds"].astype(np.float32), f["mask"].astype(np.int32),
                                 f["pooled"].astype(np.float32))
