@@ -1,6 +1,6 @@
 """Generate videos (or images) with Pyramid Flow: text-to-video, or image-to-video with --image.
 
-    python sample.py                                   # demo on the tiny snapshot in tests/fixtures (random weights)
+    python sample.py                                   # the default snapshot (see below)
     python sample.py --snapshot pyramid-flow-miniflux --prompt "a red fox in the snow" --output fox.mp4
     python sample.py --snapshot pyramid-flow-miniflux --image cat.png --prompt "the cat turns its head" --temp 16
     python sample.py --snapshot pyramid-flow-miniflux --variant diffusion_transformer_image --temp 1 \\
@@ -8,8 +8,11 @@
 
 Defaults follow the reference's app: the variant's native size, temp 16 (at most the variant's limit), steps
 20,20,20 for the first frame and 10,10,10 for later ones (i2v: 10,10,10 throughout), guidance 7 / video guidance 5
-(i2v: 4). On the embedded tiny snapshot the defaults shrink to a 192x128, 3-frame, 2-step demo. Several --prompt
-flags are generated as one batch; each video is written to its own file (`name_0.mp4`, `name_1.mp4`, ...).
+(i2v: 4). Without --snapshot: checkpoints/shapes_demo when it has been built (tools/build_shapes_demo.py trains it
+on CPU with our train.py on moving coloured shapes; 64x64 videos of 17 frames, prompts such as "one blue square
+slides left"), else the random-weight tiny snapshot of tests/fixtures (a 192x128, 3-frame, 2-step run of the whole
+pipeline). Several --prompt flags are generated as one batch; each video is written to its own file
+(`name_0.mp4`, `name_1.mp4`, ...).
 
 Devices: the run is sharded over all local devices. By default the guidance batch (2 rows per prompt) is split over
 the `data` axis as far as it divides, and the remaining devices form `fsdp`, which shards the weights (e.g. 8 GPUs,
@@ -29,8 +32,14 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+DEMO_SNAPSHOT = os.path.join(HERE, "checkpoints", "shapes_demo")
 TINY_SNAPSHOT = os.path.join(HERE, "tests", "fixtures", "snapshots", "miniflux_tiny")
-TINY_DEMO = dict(width=192, height=128, temp=3, steps="2,2,2", video_steps="2,2,2")
+# Sampling defaults of the embedded snapshots; a flag given on the command line wins.
+EMBEDDED_DEFAULTS = {
+    DEMO_SNAPSHOT: dict(width=64, height=64, temp=3, steps="10,10,10", video_steps="10,10,10", guidance_scale=4.0,
+                        video_guidance_scale=4.0, negative_prompt="", prompt=["the red circle is moving right"]),
+    TINY_SNAPSHOT: dict(width=192, height=128, temp=3, steps="2,2,2", video_steps="2,2,2"),
+}
 DEFAULT_PROMPT = "A red fox jumping over a frozen river at sunset, snow falls gently"
 
 
@@ -45,7 +54,7 @@ def step_list(text: str) -> list[int]:
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--snapshot", default=TINY_SNAPSHOT, help="snapshot folder (released torch layout or converted)")
+    p.add_argument("--snapshot", help="snapshot folder (released torch layout or converted); default: see below")
     p.add_argument("--variant", default="diffusion_transformer_384p", help="DiT folder of the snapshot")
     p.add_argument("--prompt", action="append", help="prompt; repeat the flag for a batch of prompts")
     p.add_argument("--negative-prompt", default=None, help="default: the reference's negative prompt")
@@ -55,11 +64,11 @@ def parse_args(argv):
     p.add_argument("--temp", type=int, help="latent frames: 8 (temp - 1) + 1 video frames; 1 = an image")
     p.add_argument("--steps", type=step_list, help="Euler steps per stage for the first frame (i2v: every frame)")
     p.add_argument("--video-steps", type=step_list, help="Euler steps per stage for later frames (t2v)")
-    p.add_argument("--guidance-scale", type=float, default=7.0, help="first frame (t2v); <= 0 turns guidance off")
+    p.add_argument("--guidance-scale", type=float, help="first frame (t2v, default 7); <= 0 turns guidance off")
     p.add_argument("--video-guidance-scale", type=float, help="later frames (default 5, i2v 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", default=os.path.join(HERE, "out", "sample.mp4"),
-                   help=".mp4 (24 fps), .gif, .png (temp 1), or a folder of PNG frames")
+                   help=".mp4 (24 fps), .gif, .png (an image; a video as its frame strip), or a folder of PNG frames")
     p.add_argument("--save-latents", help="also write the latents [B, T, h, w, C] to this .npy file")
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto", help="auto: bf16 on GPU/TPU, else fp32")
     p.add_argument("--low-memory", action="store_true",
@@ -72,15 +81,18 @@ def parse_args(argv):
 
 
 def fill_defaults(args) -> None:
-    """The demo defaults on the tiny snapshot, else the reference app's; checks files before any model loads."""
+    """The embedded snapshots' defaults, else the reference app's; checks files before any model loads."""
+    if args.snapshot is None:
+        args.snapshot = DEMO_SNAPSHOT if os.path.isdir(DEMO_SNAPSHOT) else TINY_SNAPSHOT
     if not os.path.isdir(args.snapshot):
         sys.exit(f"error: snapshot folder {args.snapshot} does not exist")
     if args.image is not None and not os.path.isfile(args.image):
         sys.exit(f"error: input image {args.image} does not exist")
-    if os.path.abspath(args.snapshot) == TINY_SNAPSHOT:
-        for name, value in TINY_DEMO.items():
-            if getattr(args, name) is None:
-                setattr(args, name, step_list(value) if "steps" in name else value)
+    for name, value in EMBEDDED_DEFAULTS.get(os.path.abspath(args.snapshot), {}).items():
+        if getattr(args, name) is None:
+            setattr(args, name, step_list(value) if "steps" in name else value)
+    if args.guidance_scale is None:
+        args.guidance_scale = 7.0
     i2v = args.image is not None
     args.steps = args.steps or ([10] * 3 if i2v else [20] * 3)
     args.video_steps = args.video_steps or [10] * 3
@@ -155,7 +167,8 @@ def main(argv=None) -> int:
         bars[0].update(unit - bars[0].n)  # frames done before this unit
 
     common = dict(temp=args.temp, guidance_scale=args.guidance_scale, video_guidance_scale=args.video_guidance_scale,
-                  negative_prompt=args.negative_prompt or DEFAULT_NEGATIVE_PROMPT, seed=args.seed,
+                  negative_prompt=DEFAULT_NEGATIVE_PROMPT if args.negative_prompt is None else args.negative_prompt,
+                  seed=args.seed,
                   output_type="latent", callback=progress)
     start = time.perf_counter()
     try:

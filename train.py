@@ -1,15 +1,17 @@
-"""Train (or finetune) a Pyramid Flow DiT with the pyramidal flow-matching objective.
+"""Train (or finetune) a Pyramid Flow DiT with the pyramidal flow-matching objective, or the causal video VAE.
 
     python train.py --config configs/train/tiny.py                       # CPU smoke run on the tiny snapshot
+    python train.py --config configs/train/shapes_vae.py                 # a VAE run (the config is a VAETrainConfig)
     python train.py --config configs/train/miniflux_384p_ar.py snapshot=pyramid-flow-miniflux mesh.fsdp=8
     python train.py --config configs/train/tiny.py loop.num_steps=20 step.optimizer.learning_rate=1e-3
     python train.py --config configs/train/miniflux_384p_ar.py data.source=latents data.annotation=train.jsonl \
         data.null_text=features/null_text.npz                           # latents from tools/extract_*.py
 
 Overrides are dotted `key=value` pairs over the config's fields (an unknown key is an error). The run resumes
-from the newest checkpoint in `<output_dir>/checkpoints` when there is one, data order included. On a multi-host
-pod every host runs the same command (`distributed=auto` initializes JAX's distributed runtime) and reads its own
-share of each batch.
+from the newest checkpoint in `<output_dir>/checkpoints` when there is one, data order included, and ends by
+writing the trained model (EMA weights when kept) to `<output_dir>/model`, a folder the pipeline loads. On a
+multi-host pod every host runs the same command (`distributed=auto` initializes JAX's distributed runtime) and
+reads its own share of each batch.
 """
 
 from __future__ import annotations
@@ -44,24 +46,44 @@ def main(argv=None) -> int:
     distributed.initialize(config.distributed)  # before anything touches a device
 
     import jax
+
+    log = print if jax.process_index() == 0 else (lambda _: None)
+    from pyramid_jax.vae_training.config import VAETrainConfig
+
+    if isinstance(config, VAETrainConfig):
+        from pyramid_jax.training.data import DataError
+        from pyramid_jax.vae_training.run import train_vae
+
+        try:
+            train_vae(config, log)
+        except (DataError, ValueError, FileNotFoundError) as e:
+            sys.exit(f"error: {e}")
+        return 0
+
     import jax.numpy as jnp
 
     import pyramid_jax
+    from pyramid_jax.dit.config import dit_config_to_dict
+    from pyramid_jax.dit.load import DIT, read_dit_config
     from pyramid_jax.sampling import TextConditioning
-    from pyramid_jax.training.checkpoint import TrainCheckpointer
     from pyramid_jax.training.data import DataError, DataSource
     from pyramid_jax.training.data.source import batch_source
     from pyramid_jax.training.data.storage import load_text
-    from pyramid_jax.training.loop import restore_or_keep, train
+    from pyramid_jax.training.export import export_model
+    from pyramid_jax.training.loop import pyramid_plan, start_run, train
     from pyramid_jax.training.optimizer import gradient_transform
-    from pyramid_jax.training.train_state import init_train_state, split_for_training, train_state_shardings
+    from pyramid_jax.training.train_state import init_train_state, split_for_training
     from pyramid_jax.training.train_step import make_train_step
 
-    data, log = config.data, (print if jax.process_index() == 0 else (lambda _: None))
+    data = config.data
     dtype = jnp.dtype(config.compute_dtype)
     mesh = pyramid_jax.make_mesh(**dataclasses.asdict(config.mesh))
-    model = pyramid_jax.load_dit(os.path.join(config.snapshot, config.variant), jnp.float32, mesh,
-                                 remat_policy=config.remat, scan_layers=config.scan_layers)
+    dit_path, options = os.path.join(config.snapshot, config.variant), dict(remat_policy=config.remat,
+                                                                          scan_layers=config.scan_layers)
+    if config.from_scratch:
+        model = DIT.init(read_dit_config(dit_path, **options), config.loop.seed, jnp.float32, mesh)
+    else:
+        model = pyramid_jax.load_dit(dit_path, jnp.float32, mesh, **options)
     needs_text_encoder = (config.step.objective.text_dropout > 0 and not data.null_text) or (
         data.source is not DataSource.SYNTHETIC and not data.text_features)
     text_encoder = pyramid_jax.load_text_encoder(config.snapshot, config.model_name, dtype, mesh) \
@@ -80,12 +102,8 @@ def main(argv=None) -> int:
 
     graphdef, params, buffers = split_for_training(model, dtype)
     state = init_train_state(params, buffers, gradient_transform(config.step.optimizer), ema=config.ema)
-    shardings = train_state_shardings(state, mesh)
-    state = jax.device_put(state, shardings)
-    checkpointer = TrainCheckpointer(os.path.join(config.output_dir, "checkpoints"), config.max_to_keep)
-    state, restored = restore_or_keep(state, checkpointer, config.loop.seed)
-    if int(state.step):
-        log(f"resumed at step {int(state.step)} from {config.output_dir}/checkpoints")
+    state, shardings, checkpointer, restored = start_run(state, mesh, config.output_dir, config.max_to_keep,
+                                                         config.loop.seed, log)
     step_fn = make_train_step(graphdef, config.step, null_text, shardings)
 
     n_params = sum(x.size for x in jax.tree.leaves(state.params))
@@ -93,10 +111,12 @@ def main(argv=None) -> int:
         f"device(s) in {jax.process_count()} process(es), mesh {dict(mesh.shape)}, {config.compute_dtype} compute, "
         f"{data.source.value} data")
     record = {"config": json.loads(json.dumps(dataclasses.asdict(config), default=str))}
-    state = train(state, step_fn, batches, config.step.objective, config.loop, checkpointer, record, log=log,
-                  data_state=restored.get("data"), dit_config=model.config)
+    plan = pyramid_plan(config.step.objective, config.loop, model.config)
+    state = train(state, step_fn, batches, plan, config.loop, checkpointer, record, log=log,
+                  data_state=restored.get("data"))
     checkpointer.close()
-    log(f"done: step {int(state.step)}, {int(state.num_skipped)} skipped step(s)")
+    folder = export_model(state, dit_config_to_dict(model.config), os.path.join(config.output_dir, "model"))
+    log(f"done: step {int(state.step)}, {int(state.num_skipped)} skipped step(s); model -> {folder}")
     return 0
 
 

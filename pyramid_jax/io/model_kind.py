@@ -12,6 +12,7 @@ import json
 import os
 from typing import Callable
 
+import jax
 import jax.numpy as jnp
 from flax import nnx
 from jax.sharding import Mesh
@@ -20,7 +21,7 @@ from pyramid_jax.config import FrozenConfig
 from pyramid_jax.convert.engine import ConversionTable
 from pyramid_jax.convert.sources import open_torch_checkpoint
 from pyramid_jax.io import weights
-from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules
+from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, state_shardings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +42,19 @@ class ModelKind:
         """(graphdef, abstract state) of the module for `config`, parameters stored and computed in `dtype`."""
         model_cls, _ = self.resolve(config)
         return weights.abstract_module(lambda: model_cls(config, rngs=nnx.Rngs(0), dtype=dtype, param_dtype=dtype))
+
+    def init(self, config: FrozenConfig, seed: int = 0, dtype=jnp.float32, mesh: Mesh | None = None,
+             rules: Rules = LOGICAL_AXIS_RULES) -> nnx.Module:
+        """A randomly initialised module for `config` (training from scratch), created directly in its shardings
+        when `mesh` is given, so no device ever holds more than its share."""
+        model_cls, _ = self.resolve(config)
+        graphdef, abstract = self.abstract(config, dtype)
+
+        def create():
+            return nnx.state(model_cls(config, rngs=nnx.Rngs(seed), dtype=dtype, param_dtype=dtype))
+
+        shardings = state_shardings(abstract, mesh, rules) if mesh is not None else None
+        return nnx.merge(graphdef, jax.jit(create, out_shardings=shardings)())
 
     def torch_arrays(self, path: str, config: FrozenConfig, abstract: nnx.State, *, allow_pickle: bool = False,
                      dtype=None, progress=iter):

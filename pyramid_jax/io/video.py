@@ -1,4 +1,5 @@
-"""Writing generated frames `[F, H, W, 3]` uint8: mp4 (H.264 via imageio-ffmpeg), gif, an image, or PNG frames."""
+"""Writing generated frames `[F, H, W, 3]` uint8: mp4 (H.264 via imageio-ffmpeg), gif, an image (a video becomes
+its frame strip), or PNG frames."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 def save_frames(frames: np.ndarray, path: str, fps: int = FPS) -> str:
-    """Writes `frames` by the suffix of `path` (.mp4, .gif, an image suffix for one frame, none: a folder of
-    `frame_00000.png`) and returns the path written."""
+    """Writes `frames` by the suffix of `path` (.mp4, .gif, an image suffix: the frame, or all frames side by side;
+    none: a folder of `frame_00000.png`) and returns the path written."""
     from PIL import Image
 
     frames = np.asarray(frames)
@@ -32,9 +33,7 @@ def save_frames(frames: np.ndarray, path: str, fps: int = FPS) -> str:
         images = [Image.fromarray(f) for f in frames]
         images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
     elif suffix in IMAGE_SUFFIXES:
-        if len(frames) != 1:
-            raise ValueError(f"{path}: an image file holds one frame, got {len(frames)}; use .mp4, .gif or a folder")
-        Image.fromarray(frames[0]).save(path)
+        Image.fromarray(np.concatenate(list(frames), axis=1)).save(path)
     elif suffix == "":
         os.makedirs(path, exist_ok=True)
         for i, frame in enumerate(frames):

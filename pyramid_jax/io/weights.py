@@ -64,8 +64,10 @@ def torch_arrays(table: engine.ConversionTable, source: TensorSource, abstract: 
 
 
 def write_converted(folder: str, config: dict, arrays: Iterable[tuple[Path, np.ndarray]]) -> None:
-    """Writes `config.json` and an Orbax checkpoint of `arrays` into `folder` (which must not exist yet)."""
-    os.makedirs(folder)
+    """Writes `config.json` and an Orbax checkpoint of `arrays` into `folder` (new, or an empty folder)."""
+    os.makedirs(folder, exist_ok=True)
+    if os.listdir(folder):
+        raise FileExistsError(f"{folder} is not empty; converted weights go into a new folder")
     tree: dict = {}
     for path, array in arrays:
         node = tree

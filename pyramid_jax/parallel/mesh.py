@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -9,6 +10,16 @@ import numpy as np
 from jax.sharding import Mesh
 
 MESH_AXES = ("data", "fsdp", "tensor", "sequence")
+
+
+@dataclasses.dataclass(frozen=True)
+class MeshConfig:
+    """Mesh axis sizes of a training config (`make_mesh(**asdict(...))`); one may be -1 for the remaining devices."""
+
+    data: int = -1
+    fsdp: int = 1
+    tensor: int = 1
+    sequence: int = 1
 
 
 def make_mesh(data: int = -1, fsdp: int = 1, tensor: int = 1, sequence: int = 1, devices=None) -> Mesh:

@@ -16,25 +16,18 @@ from typing import Any, Sequence
 from pyramid_jax.config import ConfigError
 from pyramid_jax.layers.remat import REMAT_POLICIES
 from pyramid_jax.parallel.distributed import Distributed
+from pyramid_jax.parallel.mesh import MeshConfig
 from pyramid_jax.training.data.config import DataConfig
 from pyramid_jax.training.loop import LoopConfig
 from pyramid_jax.training.train_step import StepConfig
-
-
-@dataclasses.dataclass(frozen=True)
-class MeshConfig:
-    """Mesh axis sizes (`make_mesh`); one may be -1 for the remaining devices."""
-
-    data: int = -1
-    fsdp: int = 1
-    tensor: int = 1
-    sequence: int = 1
+from pyramid_jax.vae_training.config import VAETrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     snapshot: str  # a Pyramid Flow snapshot folder (released torch layout or converted)
     variant: str = "diffusion_transformer_384p"  # the DiT subfolder trained
+    from_scratch: bool = False  # initialise the DiT randomly from the folder's config.json instead of its weights
     model_name: str = "pyramid_flux"  # text-encoder family, for the empty-prompt encoding of caption dropout
     compute_dtype: str = "bfloat16"  # matmul dtype; master weights and optimizer state stay float32
     output_dir: str = "out/train"  # checkpoints go to <output_dir>/checkpoints
@@ -54,16 +47,19 @@ class TrainConfig:
             raise ConfigError(f"unknown remat {self.remat!r}; choose one of {sorted(REMAT_POLICIES)}")
 
 
-def load_train_config(path: str) -> TrainConfig:
-    """Runs `get_config()` of the Python file `path` (e.g. `configs/train/miniflux_384p_ar.py`)."""
+def load_train_config(path: str):
+    """Runs `get_config()` of the Python file `path` (e.g. `configs/train/miniflux_384p_ar.py`): a `TrainConfig`
+    (a DiT run) or a `VAETrainConfig` (a VAE run)."""
+
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no training config file {path}")
     spec = importlib.util.spec_from_file_location(f"pyramid_jax_train_config_{os.path.basename(path)[:-3]}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = module.get_config()
-    if not isinstance(config, TrainConfig):
-        raise ConfigError(f"{path}: get_config() returned {type(config).__name__}, not a TrainConfig")
+    if not isinstance(config, (TrainConfig, VAETrainConfig)):
+        raise ConfigError(f"{path}: get_config() returned {type(config).__name__}, not a TrainConfig or "
+                          "VAETrainConfig")
     return config
 
 
@@ -110,7 +106,7 @@ def override(config: Any, key: str, text: str, _prefix: str = "") -> Any:
         raise ConfigError(f"config key {path!r}: {e}") from None
 
 
-def apply_overrides(config: TrainConfig, overrides: Sequence[str]) -> TrainConfig:
+def apply_overrides(config, overrides: Sequence[str]):
     """Applies `key=value` strings in order."""
     for item in overrides:
         key, sep, text = item.partition("=")

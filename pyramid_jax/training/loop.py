@@ -9,6 +9,7 @@ exactly as if it had never stopped.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from typing import Any, Callable, Iterator, Protocol
 
@@ -17,8 +18,8 @@ import numpy as np
 
 from pyramid_jax.training.checkpoint import TrainCheckpointer
 from pyramid_jax.training.objective import PyramidObjective
-from pyramid_jax.training.throughput import step_cost, throughput_report
-from pyramid_jax.training.train_state import TrainState
+from pyramid_jax.training.throughput import StepCost, step_cost, throughput_report
+from pyramid_jax.training.train_state import TrainState, train_state_shardings
 from pyramid_jax.training.train_step import Batch
 from pyramid_jax.training.units import stage_units
 
@@ -33,10 +34,28 @@ class BatchSource(Protocol):
 class LoopConfig:
     num_steps: int
     seed: int = 42
-    temporal_pyramid: bool = True  # AR mode: allocate units per stage each step; False trains every frame
-    max_units: int = 16  # AR positions cycled through (latent frames of the longest clip)
+    temporal_pyramid: bool = True  # DiT AR mode: allocate units per stage each step; False trains every frame
+    max_units: int = 16  # DiT AR positions cycled through (latent frames of the longest clip)
     log_every: int = 10
     save_every: int = 1000
+
+
+# (batch, step number) -> (the batch as the step takes it, what the step costs): the model-specific part of a step.
+StepPlan = Callable[[Any, int], tuple[Any, StepCost]]
+
+
+def pyramid_plan(objective: PyramidObjective, config: LoopConfig, dit_config=None) -> StepPlan:
+    """The DiT's plan: in AR mode the step's unit allocation (cycling with the step), and the image tokens and
+    model FLOPs (with `dit_config`, for the logged TFLOP/s and MFU) of the batch."""
+
+    def plan(batch: Batch, step: int) -> tuple[Batch, StepCost]:
+        if config.temporal_pyramid:
+            batch = dataclasses.replace(batch, units=stage_units(
+                step + 1, config.max_units, objective.num_stages, available=batch.latents.shape[1]))
+        cost = step_cost(objective, tuple(batch.latents.shape), batch.text.embeds.shape[1], batch.units, dit_config)
+        return batch, cost
+
+    return plan
 
 
 def step_key(seed: int, step: int) -> jax.Array:
@@ -57,26 +76,34 @@ def restore_or_keep(state: TrainState, checkpointer: TrainCheckpointer | None,
     return restored, record
 
 
-def train(state: TrainState, step_fn: Callable, batches: BatchSource, objective: PyramidObjective,
-          config: LoopConfig, checkpointer: TrainCheckpointer | None = None, record: dict | None = None,
-          log: Callable[[str], None] = print, data_state: dict | None = None, dit_config=None) -> TrainState:
+def start_run(state, mesh, output_dir: str, max_to_keep: int, seed: int, log: Callable[[str], None] = print):
+    """`state` placed on `mesh` by the rule table, or the run's newest checkpoint in `<output_dir>/checkpoints`
+    laid out the same way: `(state, its shardings, the checkpointer, the checkpoint's record or {})`."""
+    shardings = train_state_shardings(state, mesh)
+    state = jax.device_put(state, shardings)
+    checkpointer = TrainCheckpointer(os.path.join(output_dir, "checkpoints"), max_to_keep)
+    state, record = restore_or_keep(state, checkpointer, seed)
+    if int(state.step):
+        log(f"resumed at step {int(state.step)} from {output_dir}/checkpoints")
+    return state, shardings, checkpointer, record
+
+
+def train(state: TrainState, step_fn: Callable, batches: BatchSource, plan: StepPlan, config: LoopConfig,
+          checkpointer: TrainCheckpointer | None = None, record: dict | None = None,
+          log: Callable[[str], None] = print, data_state: dict | None = None) -> TrainState:
     """Runs `step_fn` from `state.step` to `config.num_steps`, saving every `save_every` steps and at the end.
 
-    `data_state`: the record's "data" entry of the checkpoint `state` came from. `dit_config`: the trained DiT's
-    config, for the FLOP count behind the logged TFLOP/s and MFU.
+    `plan` prepares each batch and counts its cost (`pyramid_plan` for the DiT). `data_state`: the record's "data"
+    entry of the checkpoint `state` came from.
     """
     step = int(state.step)
     window, tokens, flops, started = [], 0, 0, time.perf_counter()
     source = batches(step, data_state)
     while step < config.num_steps:
-        batch = next(source)
-        if config.temporal_pyramid:
-            batch = dataclasses.replace(batch, units=stage_units(
-                step + 1, config.max_units, objective.num_stages, available=batch.latents.shape[1]))
+        batch, cost = plan(next(source), step)
         state, metrics = step_fn(state, batch, step_key(config.seed, step))
         step += 1
         window.append(metrics)
-        cost = step_cost(objective, tuple(batch.latents.shape), batch.text.embeds.shape[1], batch.units, dit_config)
         tokens += cost.tokens
         flops = None if cost.flops is None else flops + cost.flops
         if step % config.log_every == 0 or step == config.num_steps:

@@ -20,8 +20,10 @@ class OptimizerConfig:
     """Defaults of `train_pyramid_flow.sh` (the AR video script; the non-AR/t2i script uses lr 1e-4)."""
 
     learning_rate: float = 5e-5
-    warmup_steps: int = 1000  # linear from warmup_start to learning_rate over this many steps, then constant
+    warmup_steps: int = 1000  # linear from warmup_start to learning_rate over this many steps
     warmup_start: float = 1e-6
+    decay_steps: int = 0  # 0: constant after the warmup; else cosine to min_learning_rate over this many steps
+    min_learning_rate: float = 0.0
     b1: float = 0.9
     b2: float = 0.95
     eps: float = 1e-8
@@ -30,11 +32,17 @@ class OptimizerConfig:
 
 
 def learning_rate(config: OptimizerConfig, step: jax.Array) -> jax.Array:
-    """`constant_with_warmup`: `linspace(warmup_start, lr, warmup_steps)[step]`, then `lr`."""
+    """`linspace(warmup_start, lr, warmup_steps)[step]`, then `lr` (the DiT's `constant_with_warmup`) or, with
+    `decay_steps` N, `min + (lr - min) (1 + cos(pi i / N)) / 2` at step `warmup + i` (the VAE recipe's cosine)."""
+    lr = config.learning_rate
+    after = lr
+    if config.decay_steps > 0:
+        cosine = optax.cosine_decay_schedule(lr, config.decay_steps, alpha=config.min_learning_rate / lr)
+        after = cosine(jnp.maximum(step - config.warmup_steps, 0))
     if config.warmup_steps <= 1:
-        return jnp.asarray(config.learning_rate, jnp.float32)
-    schedule = optax.linear_schedule(config.warmup_start, config.learning_rate, config.warmup_steps - 1)
-    return jnp.asarray(schedule(step), jnp.float32)
+        return jnp.asarray(after, jnp.float32)
+    warmup = optax.linear_schedule(config.warmup_start, lr, config.warmup_steps - 1)
+    return jnp.asarray(jnp.where(step < config.warmup_steps, warmup(step), after), jnp.float32)
 
 
 def gradient_transform(config: OptimizerConfig) -> optax.GradientTransformation:

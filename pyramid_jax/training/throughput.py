@@ -32,7 +32,7 @@ def peak_flops(device: jax.Device) -> float | None:
 
 
 class StepCost(NamedTuple):
-    tokens: int  # image tokens (2x2 latent patches) the DiT sees, history included
+    tokens: int  # DiT: image tokens (2x2 latent patches) it sees, history included; VAE: latent positions
     flops: int | None  # model FLOPs of the step (forward + backward); None without a DiT config
 
 

@@ -13,7 +13,6 @@ import optax
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from pyramid_jax.dit.load import dit_family
 from pyramid_jax.io import weights
 from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, state_shardings
 
@@ -29,14 +28,13 @@ class TrainState:
 
 
 def split_for_training(model: nnx.Module, compute_dtype=None) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
-    """(graphdef, params, buffers) of a DiT; with `compute_dtype` the graphdef computes in it, whatever the
-    parameters' dtype (e.g. bfloat16 matmuls on float32 master weights)."""
+    """(graphdef, params, buffers) of a DiT or the VAE; with `compute_dtype` the graphdef computes in it, whatever
+    the parameters' dtype (e.g. bfloat16 matmuls on float32 master weights)."""
     graphdef, params, buffers = nnx.split(model, nnx.Param, ...)
     if compute_dtype is not None:
-        model_cls, _ = dit_family(model.config)
         param_dtype = jax.tree.leaves(params)[0].dtype
         graphdef, _ = weights.abstract_module(
-            lambda: model_cls(model.config, rngs=nnx.Rngs(0), dtype=compute_dtype, param_dtype=param_dtype))
+            lambda: type(model)(model.config, rngs=nnx.Rngs(0), dtype=compute_dtype, param_dtype=param_dtype))
     return graphdef, params, buffers
 
 

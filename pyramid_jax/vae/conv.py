@@ -67,8 +67,18 @@ class CausalConv3d(nnx.Module):
                 x = jnp.pad(x, ((0, 0), (kt - 1, 0), (0, 0), (0, 0), (0, 0)))
             else:
                 x = cache.extend(x, kt - 1, self.stride[0])
-        y = jax.lax.conv_general_dilated(
-            x.astype(self.dtype), self.kernel[...].astype(self.dtype), window_strides=self.stride,
-            padding=((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2)),
-            dimension_numbers=("NDHWC", "DHWIO", "NDHWC"), preferred_element_type=jnp.float32)
+        # As kt 2-D convs over time-shifted frames, summed: the same sums as one 3-D conv, and XLA's CPU backend
+        # runs 2-D convs (and their gradients) about 4x faster than 3-D ones.
+        st, sh, sw = self.stride
+        batch, frames = x.shape[0], (x.shape[1] - kt) // st + 1
+        kernel = self.kernel[...].astype(self.dtype)
+        y = None
+        for dt in range(kt):
+            shifted = x[:, dt:dt + st * (frames - 1) + 1:st].astype(self.dtype)
+            part = jax.lax.conv_general_dilated(
+                shifted.reshape(batch * frames, *shifted.shape[2:]), kernel[dt], window_strides=(sh, sw),
+                padding=((kh // 2, kh // 2), (kw // 2, kw // 2)), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                preferred_element_type=jnp.float32)
+            y = part if y is None else y + part
+        y = y.reshape(batch, frames, *y.shape[1:])
         return (y + self.bias[...].astype(jnp.float32)).astype(self.dtype)

@@ -26,6 +26,11 @@ class DiagonalGaussian:
     def std(self) -> jax.Array:
         return jnp.exp(0.5 * self.logvar)
 
+    def kl(self) -> jax.Array:
+        """KL(posterior || N(0, I)) summed over `T, H, W`: `[B, z]` (the training loss averages it)."""
+        per_element = 0.5 * (jnp.square(self.mean) + jnp.exp(self.logvar) - 1.0 - self.logvar)
+        return jnp.sum(per_element, axis=(1, 2, 3))
+
     def mode(self) -> jax.Array:
         return self.mean
 

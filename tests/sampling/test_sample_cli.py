@@ -52,3 +52,21 @@ def test_input_image_is_resized_to_cover_then_centre_cropped(tmp_path):
     assert image[:, 0, 0].min() > 200 and image[:, -1, 2].min() > 200  # red at the left edge, blue at the right
     green = np.flatnonzero(image[32, :, 1] > 200)
     assert 10 <= len(green) <= 15 and abs(green.mean() - 31.5) < 1.5  # 20 px x 0.64, centred: cropped, not squashed
+
+
+def test_default_snapshot_is_the_built_demo_else_the_tiny_snapshot(monkeypatch, tmp_path):
+    monkeypatch.setattr(sample, "DEMO_SNAPSHOT", str(tmp_path / "shapes_demo"))
+    args = sample.parse_args([])
+    sample.fill_defaults(args)
+    assert args.snapshot == sample.TINY_SNAPSHOT and (args.width, args.height, args.temp) == (192, 128, 3)
+
+    (tmp_path / "shapes_demo").mkdir()
+    monkeypatch.setattr(sample, "EMBEDDED_DEFAULTS", {str(tmp_path / "shapes_demo"): sample.EMBEDDED_DEFAULTS[
+        sample.os.path.join(sample.HERE, "checkpoints", "shapes_demo")]})
+    args = sample.parse_args([])
+    sample.fill_defaults(args)
+    assert args.snapshot == str(tmp_path / "shapes_demo")
+    assert (args.width, args.height, args.temp, args.negative_prompt) == (64, 64, 3, "")
+    args = sample.parse_args(["--width", "128", "--negative-prompt", "blurry"])
+    sample.fill_defaults(args)
+    assert (args.width, args.height, args.negative_prompt) == (128, 64, "blurry")  # flags win over the defaults

@@ -11,7 +11,7 @@ import pyramid_jax
 from pyramid_jax.training.checkpoint import TrainCheckpointer
 from pyramid_jax.training.data import DataConfig, DataSource
 from pyramid_jax.training.data.source import batch_source
-from pyramid_jax.training.loop import LoopConfig, restore_or_keep, train
+from pyramid_jax.training.loop import LoopConfig, pyramid_plan, restore_or_keep, train
 from pyramid_jax.training.objective import PyramidObjective
 from pyramid_jax.training.optimizer import OptimizerConfig
 from pyramid_jax.training.train_state import split_for_training, train_state_shardings
@@ -64,23 +64,23 @@ def leaves(state):
 def test_killed_run_resumes_identically_and_restores_under_another_mesh(setup, tmp_path):
     model, step = setup
     batches = latent_batches(model, tmp_path / "data")
+    plan = pyramid_plan(CONFIG.objective, LOOP, model.config)
     logs = []
-    straight = train(fresh_state(model, CONFIG), step, batches, CONFIG.objective, LOOP, log=logs.append,
-                     dit_config=model.config)
+    straight = train(fresh_state(model, CONFIG), step, batches, plan, LOOP, log=logs.append)
     assert int(straight.step) == 6 and len(logs) == 2
     assert all(unit in logs[0] for unit in ("steps/s", "tokens/s", "TFLOP/s/device"))
 
     directory = str(tmp_path / "run")
     checkpointer = TrainCheckpointer(directory, max_to_keep=2)
     with pytest.raises(Killed):
-        train(fresh_state(model, CONFIG), dies_at(step, 5), batches, CONFIG.objective, LOOP, checkpointer)
+        train(fresh_state(model, CONFIG), dies_at(step, 5), batches, plan, LOOP, checkpointer)
     checkpointer.close()  # the process dies; the saves of steps 2 and 4 had been handed over
 
     checkpointer = TrainCheckpointer(directory, max_to_keep=2)
     resumed, record = restore_or_keep(fresh_state(model, CONFIG), checkpointer, LOOP.seed)
     assert int(resumed.step) == 4 and record["data"]["position"] == 4
     np.testing.assert_array_equal(next(batches(0, record["data"])).latents, next(batches(4)).latents)
-    resumed = train(resumed, step, batches, CONFIG.objective, LOOP, checkpointer, data_state=record["data"])
+    resumed = train(resumed, step, batches, plan, LOOP, checkpointer, data_state=record["data"])
     for got, want in zip(leaves(resumed), leaves(straight)):
         np.testing.assert_array_equal(got, want)
     assert sorted(int(d) for d in os.listdir(directory) if d.isdigit()) == [4, 6]

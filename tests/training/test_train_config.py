@@ -1,12 +1,21 @@
 """Training configs: every configs/train file loads; dotted command-line overrides are typed and strict."""
 
 import pathlib
+import shutil
 
+import jax
+import numpy as np
 import pytest
+from flax import nnx
 
+import pyramid_jax
 import train
 from pyramid_jax.config import ConfigError
+from pyramid_jax.training.checkpoint import TrainCheckpointer
+from pyramid_jax.training.optimizer import gradient_transform
+from pyramid_jax.training.train_state import init_train_state, split_for_training
 from pyramid_jax.training.config import TrainConfig, apply_overrides, load_train_config
+from pyramid_jax.vae_training.config import VAETrainConfig
 
 TRAIN_CONFIGS = sorted((pathlib.Path(__file__).parents[2] / "configs" / "train").glob("*.py"))
 TINY = str(TRAIN_CONFIGS[0].parent / "tiny.py")
@@ -14,7 +23,8 @@ TINY = str(TRAIN_CONFIGS[0].parent / "tiny.py")
 
 @pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.stem)
 def test_train_configs_load(path):
-    assert isinstance(load_train_config(str(path)), TrainConfig)
+    config = load_train_config(str(path))
+    assert isinstance(config, VAETrainConfig if path.stem.endswith("_vae") else TrainConfig)
 
 
 def test_overrides_are_typed():
@@ -45,3 +55,28 @@ def test_bad_overrides_are_errors(override, message):
 def test_train_script_rejects_an_unknown_key_before_loading_anything():
     with pytest.raises(SystemExit, match="unknown config key 'data.bogus'"):
         train.main(["--config", TINY, "data.bogus=1"])
+
+
+def test_train_script_trains_a_dit_from_scratch_and_exports_the_ema_weights(tmp_path):
+    snapshot = pathlib.Path(TINY).parents[2] / "tests" / "fixtures" / "snapshots" / "miniflux_tiny"
+    for name in ("tokenizer", "tokenizer_2", "text_encoder", "text_encoder_2"):
+        shutil.copytree(snapshot / name, tmp_path / "init" / name)
+    dit = tmp_path / "init" / "diffusion_transformer_384p"  # config.json only: no weights to load
+    dit.mkdir()
+    shutil.copy(snapshot / "diffusion_transformer_384p" / "config.json", dit)
+    run = tmp_path / "run"
+    assert train.main(["--config", TINY, f"snapshot={tmp_path / 'init'}", "from_scratch=true", f"output_dir={run}",
+                       "loop.num_steps=2", "loop.save_every=2", "step.ema_every=1"]) == 0
+    exported = pyramid_jax.load_dit(str(run / "model"))
+    released = pyramid_jax.load_dit(str(snapshot / "diffusion_transformer_384p"))
+    assert exported.config == released.config
+    ema = nnx.to_flat_state(nnx.state(exported, nnx.Param))
+    checkpointer = TrainCheckpointer(str(run / "checkpoints"))
+    _, params, buffers = split_for_training(exported)
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype),
+                          init_train_state(params, buffers, gradient_transform(load_train_config(TINY).step.optimizer)))
+    state, _ = checkpointer.restore(target)
+    for (path, got), (_, want) in zip(ema, nnx.to_flat_state(state.ema)):
+        np.testing.assert_array_equal(np.asarray(got.get_value()), np.asarray(want.get_value()), err_msg=str(path))
+    released_kernel = np.asarray(released.proj_out.kernel[...])
+    assert not np.array_equal(np.asarray(exported.proj_out.kernel[...]), released_kernel)  # not the snapshot's weights

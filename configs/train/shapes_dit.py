@@ -1,0 +1,33 @@
+"""The embedded demo's DiT (tools/build_shapes_demo.py runs it): the small miniFLUX DiT of pyramid_jax/demo/models.py
+trained from scratch with the AR temporal pyramid on latents of the moving-shapes clips, on CPU in minutes.
+
+    python train.py --config configs/train/shapes_dit.py
+"""
+
+import os
+
+from pyramid_jax.parallel.mesh import MeshConfig
+from pyramid_jax.training.config import DataConfig, TrainConfig
+from pyramid_jax.training.data import DataSource
+from pyramid_jax.training.loop import LoopConfig
+from pyramid_jax.training.optimizer import OptimizerConfig
+from pyramid_jax.training.train_step import StepConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORK = os.path.join(REPO, "out", "shapes_demo")
+
+
+def get_config() -> TrainConfig:
+    return TrainConfig(
+        snapshot=os.path.join(WORK, "init"),  # the demo text encoders + the DiT's config.json
+        from_scratch=True,
+        compute_dtype="float32",
+        output_dir=os.path.join(WORK, "dit_run"),
+        mesh=MeshConfig(data=1),
+        data=DataConfig(source=DataSource.LATENTS, annotation=os.path.join(WORK, "features", "annotation.jsonl"),
+                        null_text=os.path.join(WORK, "features", "null_text.npz"), batch_size=16, frames=3,
+                        read_threads=2),
+        step=StepConfig(optimizer=OptimizerConfig(learning_rate=5e-4, warmup_steps=100), ema_decay=0.99,
+                        ema_every=1),
+        loop=LoopConfig(num_steps=3000, seed=0, max_units=3, log_every=100, save_every=1000),
+    )

@@ -1,0 +1,1 @@
+"""The embedded demo: a procedural moving-shapes dataset and the small models trained on it."""

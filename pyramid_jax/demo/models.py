@@ -1,0 +1,38 @@
+"""Architectures of the embedded demo: a small causal video VAE and a small miniFLUX DiT (as config.json values).
+
+Sized so that both train on a 2-core CPU in minutes on 64x64 clips of 17 frames (3 latent frames of 8x8).
+"""
+
+from __future__ import annotations
+
+LATENT_CHANNELS = 8
+TEXT_WIDTH = 32  # the demo CLIP and T5 widths (`text_stack.write_text_stack`)
+
+VAE_CONFIG = {
+    "_class_name": "CausalVideoVAE",
+    "encoder_out_channels": LATENT_CHANNELS,
+    "decoder_in_channels": LATENT_CHANNELS,
+    "encoder_block_out_channels": [16, 32, 32, 32],
+    "decoder_block_out_channels": [16, 32, 32, 32],
+    "encoder_layers_per_block": [1, 1, 1, 1],
+    "decoder_layers_per_block": [1, 1, 1, 1],
+    "encoder_norm_num_groups": 8,
+    "decoder_norm_num_groups": 8,
+}
+
+DIT_CONFIG = {
+    "_class_name": "PyramidFluxTransformer",
+    "patch_size": 1,
+    "in_channels": LATENT_CHANNELS,
+    "num_layers": 2,
+    "num_single_layers": 4,
+    "attention_head_dim": 32,
+    "num_attention_heads": 3,
+    "axes_dims_rope": [8, 12, 12],
+    "joint_attention_dim": TEXT_WIDTH,
+    "pooled_projection_dim": TEXT_WIDTH,
+    "use_temporal_causal": True,
+    "interp_condition_pos": True,
+    "use_flash_attn": False,
+    "use_gradient_checkpointing": False,
+}

@@ -1,0 +1,39 @@
+"""The VAE's generator loss (vae_spec.md §5.1), on videos `[B, T, H, W, 3]` in [-1, 1].
+
+Per frame: `nll = pixel_weight * mean_{H,W,C} (x - recon)^2 + perceptual_weight * LPIPS(x, recon)`; the reference
+divides by `exp(logvar)` and adds `logvar` with a `logvar` that no optimizer updates (it stays 0), so that is left
+out. The loss is the mean of `nll` over all frames plus `kl_weight` times the posterior's KL (summed over
+T, H, W, averaged over clips and latent channels).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from pyramid_jax.vae.posterior import DiagonalGaussian
+from pyramid_jax.vae_training.config import VAELossConfig
+
+# (frames [N, H, W, 3], reconstructed frames [N, H, W, 3]) -> per-frame distances [N]
+Perceptual = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def vae_loss(video: jax.Array, recon: jax.Array, posterior: DiagonalGaussian, config: VAELossConfig,
+             perceptual: Perceptual | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """(total loss, its terms: `nll`, `mse`, `kl`, and `lpips` when used)."""
+    mse = jnp.mean(jnp.square(video - recon), axis=(2, 3, 4))  # [B, T]
+    nll = config.pixel_weight * mse
+    terms = {}
+    if config.perceptual_weight > 0:
+        if perceptual is None:
+            raise ValueError("loss.perceptual_weight > 0 needs the LPIPS network (set `lpips` to its weights)")
+        frames = video.shape[0] * video.shape[1]
+        distance = perceptual(video.reshape(frames, *video.shape[2:]), recon.reshape(frames, *recon.shape[2:]))
+        distance = distance.reshape(mse.shape)
+        nll = nll + config.perceptual_weight * distance
+        terms["lpips"] = jnp.mean(distance)
+    kl = jnp.mean(posterior.kl())
+    loss = jnp.mean(nll) + config.kl_weight * kl
+    return loss, dict(terms, nll=jnp.mean(nll), mse=jnp.mean(mse), kl=kl)

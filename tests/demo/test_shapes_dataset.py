@@ -1,0 +1,58 @@
+"""The moving-shapes dataset: clips stay in frame, captions and held-out wordings, the jsonl `train.py` reads, and
+the colour/direction reader the demo test relies on."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pyramid_jax.demo.captions import HELD_OUT_TEMPLATES, PROMPT_SUFFIX, TRAIN_TEMPLATES, vocabulary
+from pyramid_jax.demo.dataset import write_shapes_dataset
+from pyramid_jax.demo.judge import read_video
+from pyramid_jax.demo.shapes import BACKGROUND, COLOURS, DIRECTIONS, SHAPES, random_clip, render
+from pyramid_jax.training.data.annotations import read_annotations
+from pyramid_jax.training.data.frames import read_frames
+
+
+def test_every_clip_stays_in_frame_and_reads_back_as_generated():
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        clip = random_clip(rng, 17, 64)
+        video = render(clip, 17, 64)
+        assert video.shape == (17, 64, 64, 3) and video.dtype == np.uint8
+        border = np.concatenate([video[:, 0], video[:, -1], video[:, :, 0], video[:, :, -1]], axis=1)
+        assert (border == BACKGROUND).all(), clip  # the shape never touches the frame's edge
+        reading = read_video(video)
+        assert (reading.colour, reading.direction) == (clip.colour, clip.direction), (clip, reading)
+        assert abs(max(np.abs(reading.shift)) - 16 * clip.speed) < 1.0
+
+
+def test_reader_refuses_an_empty_video_and_names_a_static_one():
+    with pytest.raises(ValueError, match="shows in only 0"):
+        read_video(np.broadcast_to(np.asarray(BACKGROUND, np.uint8), (9, 32, 32, 3)))
+    still = render(random_clip(np.random.default_rng(1), 1, 32), 1, 32)
+    assert read_video(np.repeat(still, 9, axis=0)).direction == "none"
+
+
+def test_held_out_wordings_are_not_training_wordings_and_the_vocabulary_covers_them():
+    assert not set(HELD_OUT_TEMPLATES) & set(TRAIN_TEMPLATES)
+    words = set(vocabulary())
+    assert set(COLOURS) | set(SHAPES) | set(DIRECTIONS) | {"is", "hyper", "8k"} <= words
+
+
+def test_dataset_is_a_jsonl_of_mp4s_with_captions(tmp_path):
+    path = write_shapes_dataset(str(tmp_path), 6, seed=3, frames=9, size=32)
+    records = read_annotations(path)
+    assert len(records) == 6
+    for record in records:
+        video = read_frames(record["video"], 9)
+        assert video.shape == (9, 32, 32, 3)
+        reading = read_video(video)  # the H.264 round trip keeps colour and motion
+        assert (reading.colour, reading.direction) == (record["colour"], record["direction"])
+        text = record["text"].removesuffix(PROMPT_SUFFIX)
+        assert any(text == t.format(**{k: record[k] for k in ("colour", "shape", "direction")})
+                   for t in TRAIN_TEMPLATES)
+    assert json.loads(open(path).readline())["video"].startswith("videos/")  # relative: the folder can move
+    assert write_shapes_dataset(str(tmp_path / "again"), 6, seed=3, frames=9, size=32)
+    assert [r["text"] for r in read_annotations(str(tmp_path / "again" / "train.jsonl"))] == \
+        [r["text"] for r in records]

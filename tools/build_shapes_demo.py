@@ -1,0 +1,92 @@
+"""Build the embedded demo snapshot (checkpoints/shapes_demo) from nothing, on CPU: every step is our own code.
+
+    python tools/build_shapes_demo.py
+
+1. a procedural dataset: 64x64 clips of 17 frames, one coloured shape moving left/right/up/down, captioned
+   (pyramid_jax/demo), written as mp4 + jsonl under out/shapes_demo/data;
+2. the untrained models: word-level tokenizers with small random CLIP and T5 encoders (kept frozen), and the
+   config.json of the small VAE and DiT (pyramid_jax/demo/models.py);
+3. `train.py --config configs/train/shapes_vae.py`: the VAE, from scratch;
+4. `tools/extract_video_latents.py` and `tools/extract_text_features.py` with that VAE and the text encoders;
+5. `train.py --config configs/train/shapes_dit.py`: the DiT, from scratch, on those latents;
+6. the snapshot: text stack + trained VAE + trained DiT, written atomically to --output.
+
+Each command is printed before it runs. Re-running continues: finished steps are kept and training resumes from its
+last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+WORK = os.path.join(ROOT, "out", "shapes_demo")  # the working folder the two training configs read
+DIT_VARIANT = "diffusion_transformer_384p"
+TEXT_FOLDERS = ("tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2")
+
+
+def run(*args: str) -> None:
+    command = [sys.executable, *args]
+    print("$", " ".join(os.path.relpath(a, ROOT) if a.startswith(ROOT) else a for a in args), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
+def write_json(path: str, values: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(values, f, indent=2)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--clips", type=int, default=1200, help="training clips to generate")
+    p.add_argument("--output", default=os.path.join(ROOT, "checkpoints", "shapes_demo"), help="snapshot folder")
+    args = p.parse_args(argv)
+
+    from tqdm import tqdm
+
+    from pyramid_jax.demo.captions import vocabulary
+    from pyramid_jax.demo.dataset import write_shapes_dataset
+    from pyramid_jax.demo.models import DIT_CONFIG, VAE_CONFIG
+    from pyramid_jax.demo.text_stack import write_text_stack
+    from pyramid_jax.io.weights import atomic_directory
+
+    data, init, staged = (os.path.join(WORK, name) for name in ("data", "init", "snapshot_vae"))
+    if not os.path.isfile(os.path.join(data, "train.jsonl")):
+        print(f"writing {args.clips} clips to {data}", flush=True)
+        write_shapes_dataset(data, args.clips, seed=0, progress=tqdm)
+    if not os.path.isdir(init):
+        with atomic_directory(init) as tmp:
+            write_text_stack(tmp, vocabulary(), seed=0)
+            write_json(os.path.join(tmp, "causal_video_vae", "config.json"), VAE_CONFIG)
+            write_json(os.path.join(tmp, DIT_VARIANT, "config.json"), DIT_CONFIG)
+
+    run("train.py", "--config", os.path.join(ROOT, "configs", "train", "shapes_vae.py"))
+    with atomic_directory(staged, overwrite=True) as tmp:  # text stack + trained VAE, for the extraction tools
+        for name in TEXT_FOLDERS:
+            shutil.copytree(os.path.join(init, name), os.path.join(tmp, name))
+        shutil.copytree(os.path.join(WORK, "vae_run", "model"), os.path.join(tmp, "causal_video_vae"))
+    run("tools/extract_video_latents.py", "--snapshot", staged, "--annotation", os.path.join(data, "train.jsonl"),
+        "--output_dir", os.path.join(WORK, "latents"), "--resolutions", "64x64", "--num_frames", "17",
+        "--dtype", "float32", "--save_dtype", "float32")
+    run("tools/extract_text_features.py", "--snapshot", staged, "--annotation",
+        os.path.join(WORK, "latents", "annotation.jsonl"), "--output_dir", os.path.join(WORK, "features"),
+        "--dtype", "float32", "--save_dtype", "float32")
+    run("train.py", "--config", os.path.join(ROOT, "configs", "train", "shapes_dit.py"))
+
+    with atomic_directory(args.output, overwrite=True) as tmp:
+        shutil.copytree(staged, tmp, dirs_exist_ok=True)
+        shutil.copytree(os.path.join(WORK, "dit_run", "model"), os.path.join(tmp, DIT_VARIANT))
+    print(f"demo snapshot -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
