@@ -16,7 +16,6 @@ class Reading(NamedTuple):
     colour: str  # the palette colour nearest to the shape's median colour
     direction: str  # the axis and sign of the centroid's larger motion
     shift: tuple[float, float]  # centroid motion (x, y) in pixels from the first to the last frame (least squares)
-    coverage: float  # mean fraction of each frame that is shape
 
 
 def read_video(video: np.ndarray) -> Reading:
@@ -24,8 +23,7 @@ def read_video(video: np.ndarray) -> Reading:
     video = np.asarray(video, np.float32)
     distance = np.linalg.norm(video - np.asarray(BACKGROUND, np.float32), axis=-1)
     mask = distance > FOREGROUND_DISTANCE  # [T, H, W]
-    area = mask.sum(axis=(1, 2))
-    shown = area >= 4
+    shown = mask.sum(axis=(1, 2)) >= 4
     if shown.sum() < max(2, len(video) // 2):
         raise ValueError(f"a shape shows in only {int(shown.sum())} of {len(video)} frames")
     colour = np.median(video[mask], axis=0)
@@ -40,4 +38,4 @@ def read_video(video: np.ndarray) -> Reading:
     step = (int(np.sign(dx)), 0) if abs(dx) >= abs(dy) else (0, int(np.sign(dy)))
     moving = max(abs(dx), abs(dy)) >= MIN_SHIFT
     direction = next(name for name, d in DIRECTIONS.items() if d == step) if moving else "none"
-    return Reading(nearest, direction, (float(dx), float(dy)), float(mask.mean()))
+    return Reading(nearest, direction, (float(dx), float(dy)))

@@ -33,7 +33,7 @@ class DiscriminatorConfig:
 
     ndf: int = 64
     n_layers: int = 4
-    optimizer: OptimizerConfig = dataclasses.replace(VAE_OPTIMIZER, learning_rate=1e-4)  # the recipe's lr_disc
+    optimizer: OptimizerConfig = VAE_OPTIMIZER  # the recipe's lr_disc, 1e-4, equals the VAE's learning rate
     max_loss: float = math.inf
     ema_decay: float = 0.0  # (no EMA is kept of the discriminator)
     ema_every: int = 1

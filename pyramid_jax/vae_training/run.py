@@ -17,7 +17,7 @@ from pyramid_jax.training.data.annotations import read_annotations
 from pyramid_jax.training.data.errors import BadFiles
 from pyramid_jax.training.data.frames import latent_frames
 from pyramid_jax.training.data.pipeline import DataPipeline
-from pyramid_jax.training.data.readers import TextReader, VideoReader
+from pyramid_jax.training.data.readers import SPATIAL_FACTOR, TextReader, VideoReader
 from pyramid_jax.training.data.source import Batches
 from pyramid_jax.training.export import export_model
 from pyramid_jax.training.loop import start_run, train
@@ -31,14 +31,11 @@ from pyramid_jax.vae_training.discriminator import NLayerDiscriminator
 from pyramid_jax.vae_training.gan_state import GANTrainState
 from pyramid_jax.vae_training.train_step import make_vae_train_step
 
-LATENT_FACTOR = 8  # pixels (and frames after the first) per latent position
-
-
 def vae_plan(clips: jax.Array, step: int) -> tuple[jax.Array, StepCost]:
     """The loop's plan for VAE batches: as they are; the cost counted in latent positions."""
     del step
     b, t, h, w = clips.shape[:4]
-    return clips, StepCost(b * latent_frames(t) * (h // LATENT_FACTOR) * (w // LATENT_FACTOR), None)
+    return clips, StepCost(b * latent_frames(t) * (h // SPATIAL_FACTOR) * (w // SPATIAL_FACTOR), None)
 
 
 def train_vae(config: VAETrainConfig, log: Callable[[str], None] = print):

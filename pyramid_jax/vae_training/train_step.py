@@ -65,19 +65,19 @@ def make_vae_train_step(graphdef: nnx.GraphDef, config: VAEStepConfig = VAEStepC
             posterior = DiagonalGaussian.from_moments(vae.encode_clip(video).astype(jnp.float32))
             return vae.decode_clip(posterior.sample(sample_key)).astype(jnp.float32), posterior
 
-        def loss_fn(params):
-            recon, posterior = reconstruct(params)
-            loss, terms = vae_loss(video, recon, posterior, config.loss, perceptual)
-            return loss, (terms, recon)
-
-        (loss, (terms, recon)), grads = jax.value_and_grad(loss_fn, has_aux=True)(vae_state.params)
+        # One forward; the loss and (with the GAN) the generator loss each pull their gradients back through it.
+        (recon, posterior), pullback = jax.vjp(reconstruct, vae_state.params)
+        (loss, terms), cotangents = jax.value_and_grad(
+            lambda r, p: vae_loss(video, r, p, config.loss, perceptual), argnums=(0, 1), has_aux=True)(recon, posterior)
+        grads, = pullback(cotangents)
         if discriminator is None:
             state, metrics = apply_gradients(state, loss, grads, tx, config)
             return state, dict(metrics, **terms)
 
         disc_state = state.discriminator
         critic = nnx.merge(discriminator, disc_state.params, disc_state.buffers)
-        g_loss, g_grads = jax.value_and_grad(lambda p: generator_loss(critic(reconstruct(p)[0])))(vae_state.params)
+        g_loss, g_recon = jax.value_and_grad(lambda r: generator_loss(critic(r)))(recon)
+        g_grads, = pullback((g_recon, jax.tree.map(jnp.zeros_like, posterior)))
         factor = disc_factor(vae_state.step, config.disc_start)
         # The KL does not reach the decoder, so these are the gradients of the nll the reference weighs against.
         weight = factor * adaptive_weight(_last_kernel(grads), _last_kernel(g_grads), config.disc_weight)
