@@ -36,7 +36,7 @@ DEMO_SNAPSHOT = os.path.join(HERE, "checkpoints", "shapes_demo")
 TINY_SNAPSHOT = os.path.join(HERE, "tests", "fixtures", "snapshots", "miniflux_tiny")
 # Sampling defaults of the embedded snapshots; a flag given on the command line wins.
 EMBEDDED_DEFAULTS = {
-    DEMO_SNAPSHOT: dict(width=64, height=64, temp=3, steps="10,10,10", video_steps="10,10,10", guidance_scale=4.0,
+    DEMO_SNAPSHOT: dict(width=64, height=64, temp=2, steps="10,10,10", video_steps="10,10,10", guidance_scale=4.0,
                         video_guidance_scale=4.0, negative_prompt="", prompt=["the red circle is moving right"]),
     TINY_SNAPSHOT: dict(width=192, height=128, temp=3, steps="2,2,2", video_steps="2,2,2"),
 }

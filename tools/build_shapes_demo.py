@@ -2,11 +2,12 @@
 
     python tools/build_shapes_demo.py
 
-1. a procedural dataset: 64x64 clips of 17 frames, one coloured shape moving left/right/up/down, captioned
+1. a procedural dataset: 64x64 clips of 9 frames, one coloured shape moving left/right/up/down, captioned
    (pyramid_jax/demo), written as mp4 + jsonl under out/shapes_demo/data;
 2. the untrained models: word-level tokenizers with small random CLIP and T5 encoders (kept frozen), and the
    config.json of the small VAE and DiT (pyramid_jax/demo/models.py);
-3. `train.py --config configs/train/shapes_vae.py`: the VAE, from scratch;
+3. `train.py --config configs/train/shapes_vae_images.py`, then `configs/train/shapes_vae.py`: the VAE, from
+   scratch, on single frames and then on whole clips;
 4. `tools/extract_video_latents.py` and `tools/extract_text_features.py` with that VAE and the text encoders;
 5. `train.py --config configs/train/shapes_dit.py`: the DiT, from scratch, on those latents;
 6. the snapshot: text stack + trained VAE + trained DiT, written atomically to --output.
@@ -34,7 +35,7 @@ TEXT_FOLDERS = ("tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2")
 def run(*args: str) -> None:
     command = [sys.executable, *args]
     print("$", " ".join(os.path.relpath(a, ROOT) if a.startswith(ROOT) else a for a in args), flush=True)
-    subprocess.run(command, cwd=ROOT, check=True)
+    subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # logs as they come
 
 
 def write_json(path: str, values: dict) -> None:
@@ -54,27 +55,28 @@ def main(argv=None) -> int:
 
     from pyramid_jax.demo.captions import vocabulary
     from pyramid_jax.demo.dataset import write_shapes_dataset
-    from pyramid_jax.demo.models import DIT_CONFIG, VAE_CONFIG
+    from pyramid_jax.demo.models import DIT_CONFIG, FRAMES, SIZE, VAE_CONFIG
     from pyramid_jax.demo.text_stack import write_text_stack
     from pyramid_jax.io.weights import atomic_directory
 
     data, init, staged = (os.path.join(WORK, name) for name in ("data", "init", "snapshot_vae"))
     if not os.path.isfile(os.path.join(data, "train.jsonl")):
         print(f"writing {args.clips} clips to {data}", flush=True)
-        write_shapes_dataset(data, args.clips, seed=0, progress=tqdm)
+        write_shapes_dataset(data, args.clips, seed=0, frames=FRAMES, size=SIZE, progress=tqdm)
     if not os.path.isdir(init):
         with atomic_directory(init) as tmp:
             write_text_stack(tmp, vocabulary(), seed=0)
             write_json(os.path.join(tmp, "causal_video_vae", "config.json"), VAE_CONFIG)
             write_json(os.path.join(tmp, DIT_VARIANT, "config.json"), DIT_CONFIG)
 
-    run("train.py", "--config", os.path.join(ROOT, "configs", "train", "shapes_vae.py"))
+    for stage in ("shapes_vae_images.py", "shapes_vae.py"):
+        run("train.py", "--config", os.path.join(ROOT, "configs", "train", stage))
     with atomic_directory(staged, overwrite=True) as tmp:  # text stack + trained VAE, for the extraction tools
         for name in TEXT_FOLDERS:
             shutil.copytree(os.path.join(init, name), os.path.join(tmp, name))
         shutil.copytree(os.path.join(WORK, "vae_run", "model"), os.path.join(tmp, "causal_video_vae"))
     run("tools/extract_video_latents.py", "--snapshot", staged, "--annotation", os.path.join(data, "train.jsonl"),
-        "--output_dir", os.path.join(WORK, "latents"), "--resolutions", "64x64", "--num_frames", "17",
+        "--output_dir", os.path.join(WORK, "latents"), "--resolutions", f"{SIZE}x{SIZE}", "--num_frames", str(FRAMES),
         "--dtype", "float32", "--save_dtype", "float32")
     run("tools/extract_text_features.py", "--snapshot", staged, "--annotation",
         os.path.join(WORK, "latents", "annotation.jsonl"), "--output_dir", os.path.join(WORK, "features"),

@@ -25,9 +25,9 @@ def get_config() -> TrainConfig:
         output_dir=os.path.join(WORK, "dit_run"),
         mesh=MeshConfig(data=1),
         data=DataConfig(source=DataSource.LATENTS, annotation=os.path.join(WORK, "features", "annotation.jsonl"),
-                        null_text=os.path.join(WORK, "features", "null_text.npz"), batch_size=16, frames=3,
+                        null_text=os.path.join(WORK, "features", "null_text.npz"), batch_size=16, frames=2,
                         read_threads=2),
         step=StepConfig(optimizer=OptimizerConfig(learning_rate=5e-4, warmup_steps=100), ema_decay=0.99,
                         ema_every=1),
-        loop=LoopConfig(num_steps=3000, seed=0, max_units=3, log_every=100, save_every=1000),
+        loop=LoopConfig(num_steps=8000, seed=0, max_units=2, log_every=100, save_every=1000),
     )

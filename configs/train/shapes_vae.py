@@ -1,35 +1,33 @@
-"""The embedded demo's VAE (tools/build_shapes_demo.py runs it): the small causal VAE of pyramid_jax/demo/models.py
-trained from scratch on random 32x32 crops of the moving-shapes clips (9 frames), reconstruction + KL (no LPIPS,
-no GAN), on CPU in minutes.
+"""The embedded demo's VAE, stage 2 of 2 (tools/build_shapes_demo.py runs both): the stage-1 VAE
+(configs/train/shapes_vae_images.py, trained on single frames) goes on with whole 64x64 clips of 9 frames, where it
+learns to code 8 frames of motion in one latent frame; its export is the demo's VAE.
 
     python train.py --config configs/train/shapes_vae.py
 """
 
+import dataclasses
 import os
 
-from pyramid_jax.parallel.mesh import MeshConfig
+from pyramid_jax.training.config import load_train_config
 from pyramid_jax.training.loop import LoopConfig
 from pyramid_jax.training.optimizer import OptimizerConfig
-from pyramid_jax.vae_training.config import VAEDataConfig, VAELossConfig, VAEStepConfig, VAETrainConfig
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WORK = os.path.join(REPO, "out", "shapes_demo")
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def get_config() -> VAETrainConfig:
-    return VAETrainConfig(
-        vae=os.path.join(WORK, "init", "causal_video_vae"),  # config.json only
-        from_scratch=True,
-        initial_logvar=-8.0,
-        compute_dtype="float32",
-        output_dir=os.path.join(WORK, "vae_run"),
-        mesh=MeshConfig(data=1),
-        data=VAEDataConfig(annotation=os.path.join(WORK, "data", "train.jsonl"), batch_size=2, frames=9,
-                           resolution=(64, 64), read_threads=2, prefetch=4),
-        step=VAEStepConfig(
-            loss=VAELossConfig(pixel_weight=10.0, kl_weight=1e-5),
-            optimizer=OptimizerConfig(learning_rate=5e-4, warmup_steps=100, warmup_start=0.0, b2=0.999,
-                                      weight_decay=1e-3, decay_steps=3900, min_learning_rate=5e-5),
-            crop=(32, 32)),
-        loop=LoopConfig(num_steps=4000, seed=0, log_every=100, save_every=500),
+def get_config():
+    images = load_train_config(os.path.join(HERE, "shapes_vae_images.py"))
+    work = os.path.dirname(images.output_dir)
+    return dataclasses.replace(
+        images,
+        vae=os.path.join(images.output_dir, "model"),
+        from_scratch=False,
+        fan_in_init=False,
+        initial_logvar=None,
+        output_dir=os.path.join(work, "vae_run"),
+        data=dataclasses.replace(images.data, batch_size=1, frames=9),
+        step=dataclasses.replace(images.step, optimizer=OptimizerConfig(
+            learning_rate=5e-4, warmup_steps=50, warmup_start=0.0, b2=0.999, weight_decay=1e-3, decay_steps=2450,
+            min_learning_rate=5e-5)),
+        loop=LoopConfig(num_steps=2500, seed=0, log_every=100, save_every=500),
     )

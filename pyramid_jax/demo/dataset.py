@@ -7,12 +7,13 @@ import os
 import numpy as np
 
 from pyramid_jax.demo.captions import random_caption
+from pyramid_jax.demo.models import FRAMES, SIZE
 from pyramid_jax.demo.shapes import random_clip, render
 from pyramid_jax.io.video import save_frames
 from pyramid_jax.training.data.annotations import write_annotations
 
 
-def write_shapes_dataset(folder: str, count: int, *, seed: int = 0, frames: int = 17, size: int = 64,
+def write_shapes_dataset(folder: str, count: int, *, seed: int = 0, frames: int = FRAMES, size: int = SIZE,
                          progress=iter) -> str:
     """`count` clips of `frames` frames, `size` x `size` px, under `folder/videos/`; returns the annotation path
     `folder/train.jsonl` (records: `video`, `text`, and the clip's `colour`, `shape` and `direction`)."""

@@ -1,10 +1,12 @@
 """Architectures of the embedded demo: a small causal video VAE and a small miniFLUX DiT (as config.json values).
 
-Sized so that both train on a 2-core CPU in minutes on 64x64 clips of 17 frames (3 latent frames of 8x8).
+Sized so that both train on a 2-core CPU in minutes on 64x64 clips of 9 frames (2 latent frames of 8x8).
 """
 
 from __future__ import annotations
 
+SIZE = 64  # clip height and width, pixels
+FRAMES = 9  # clip length: frame 0 alone, then 8 frames in one latent frame
 LATENT_CHANNELS = 8
 TEXT_WIDTH = 32  # the demo CLIP and T5 widths (`text_stack.write_text_stack`)
 
@@ -23,7 +25,7 @@ VAE_CONFIG = {
 DIT_CONFIG = {
     "_class_name": "PyramidFluxTransformer",
     "patch_size": 1,
-    "in_channels": LATENT_CHANNELS,
+    "in_channels": 4 * LATENT_CHANNELS,  # latents enter packed 2x2 (the miniFLUX layout)
     "num_layers": 2,
     "num_single_layers": 4,
     "attention_head_dim": 32,

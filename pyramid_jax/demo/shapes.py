@@ -44,7 +44,7 @@ def random_clip(rng: np.random.Generator, frames: int, size: int, colour: str | 
     colour = colour or rng.choice(list(COLOURS))
     shape = shape or rng.choice(SHAPES)
     direction = direction or rng.choice(list(DIRECTIONS))
-    radius = rng.uniform(0.11, 0.16) * size
+    radius = rng.uniform(0.14, 0.19) * size
     speed = rng.uniform(0.45, 0.6) * (size - 2 * radius - 4) / max(frames - 1, 1)
     travel = speed * (frames - 1)
     low, high = radius + 2, size - radius - 2

@@ -25,7 +25,9 @@ from pyramid_jax.training.optimizer import gradient_transform
 from pyramid_jax.training.throughput import StepCost
 from pyramid_jax.training.train_state import init_train_state, split_for_training
 from pyramid_jax.training.train_step import place_batch
+from pyramid_jax.vae.conv import CausalConv3d
 from pyramid_jax.vae.load import VAE, load_vae, vae_config_to_dict
+from pyramid_jax.vae.model import CausalVideoVAE
 from pyramid_jax.vae_training.config import VAETrainConfig
 from pyramid_jax.vae_training.discriminator import NLayerDiscriminator
 from pyramid_jax.vae_training.gan_state import GANTrainState
@@ -38,15 +40,26 @@ def vae_plan(clips: jax.Array, step: int) -> tuple[jax.Array, StepCost]:
     return clips, StepCost(b * latent_frames(t) * (h // SPATIAL_FACTOR) * (w // SPATIAL_FACTOR), None)
 
 
+def adjust_fresh_vae(vae: CausalVideoVAE, config: VAETrainConfig) -> None:
+    """The from-scratch options of `config`: fan-in scaled conv kernels, the posterior's starting log-variance."""
+    if config.fan_in_init:
+        convs = [module for _, module in nnx.iter_graph(vae) if isinstance(module, CausalConv3d)]
+        for i, conv in enumerate(convs):
+            kernel, key = conv.kernel, jax.random.fold_in(jax.random.key(config.loop.seed), i)
+            scale = 1.0 / np.sqrt(np.prod(kernel.shape[:-1]))
+            kernel[...] = (scale * jax.random.normal(key, kernel.shape)).astype(kernel.dtype)
+    if config.initial_logvar is not None:
+        bias = vae.quant_conv.bias
+        bias[...] = bias[...].at[vae.config.latent_channels:].set(config.initial_logvar)
+
+
 def train_vae(config: VAETrainConfig, log: Callable[[str], None] = print):
     """Trains (or resumes) the run of `config`; returns the folder of the exported model."""
     data, dtype = config.data, jnp.dtype(config.compute_dtype)
     mesh = make_mesh(**dataclasses.asdict(config.mesh))
     if config.from_scratch:
         vae = VAE.init(VAE.read_config(config.vae), config.loop.seed, jnp.float32, mesh)
-        if config.initial_logvar is not None:
-            bias = vae.quant_conv.bias
-            bias[...] = bias[...].at[vae.config.latent_channels:].set(config.initial_logvar)
+        adjust_fresh_vae(vae, config)
     else:
         vae = load_vae(config.vae, jnp.float32, mesh, allow_pickle=config.allow_pickle)
     lpips = None

@@ -66,7 +66,7 @@ def test_default_snapshot_is_the_built_demo_else_the_tiny_snapshot(monkeypatch, 
     args = sample.parse_args([])
     sample.fill_defaults(args)
     assert args.snapshot == str(tmp_path / "shapes_demo")
-    assert (args.width, args.height, args.temp, args.negative_prompt) == (64, 64, 3, "")
+    assert (args.width, args.height, args.temp, args.negative_prompt) == (64, 64, 2, "")
     args = sample.parse_args(["--width", "128", "--negative-prompt", "blurry"])
     sample.fill_defaults(args)
     assert (args.width, args.height, args.negative_prompt) == (128, 64, "blurry")  # flags win over the defaults

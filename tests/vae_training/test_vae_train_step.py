@@ -137,3 +137,25 @@ def test_gan_term_starts_at_disc_start_with_the_adaptive_weight():
     assert int(state.step) == 2 and int(state.discriminator.step) == 1
     assert any(not np.array_equal(np.asarray(a), b) for a, b in zip(jax.tree.leaves(state.discriminator.params),
                                                                      before))
+
+
+def test_from_scratch_options_rescale_conv_kernels_and_set_the_starting_logvar(tmp_path):
+    from pyramid_jax.vae.conv import CausalConv3d
+    from pyramid_jax.vae.load import VAE
+    from pyramid_jax.vae_training.config import VAETrainConfig
+    from pyramid_jax.vae_training.run import adjust_fresh_vae
+
+    config = VAETrainConfig(vae=str(tmp_path), from_scratch=True, fan_in_init=True, initial_logvar=-8.0)
+    vae = VAE.init(VAEConfig(**TINY), 0)
+    adjust_fresh_vae(vae, config)
+    convs = [m for _, m in nnx.iter_graph(vae) if isinstance(m, CausalConv3d)]
+    kernels = [np.asarray(c.kernel[...]) for c in convs]
+    for kernel in kernels:
+        if kernel.size >= 1000:  # enough draws for the spread to show
+            np.testing.assert_allclose(kernel.std(), 1 / np.sqrt(np.prod(kernel.shape[:-1])), rtol=0.15)
+    assert len({k.tobytes() for k in kernels}) == len(kernels)  # every conv drew its own kernel
+    bias = np.asarray(vae.quant_conv.bias[...])
+    np.testing.assert_array_equal(bias[4:], -8.0)  # log-variance half of the moments
+    np.testing.assert_array_equal(bias[:4], 0.0)  # the means keep their zero bias
+    with pytest.raises(ValueError, match="need from_scratch=True"):
+        VAETrainConfig(vae=str(tmp_path), fan_in_init=True)
