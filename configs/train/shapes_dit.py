@@ -1,5 +1,5 @@
 """The embedded demo's DiT (tools/build_shapes_demo.py runs it): the small miniFLUX DiT of pyramid_jax/demo/models.py
-trained from scratch with the AR temporal pyramid on latents of the moving-shapes clips, on CPU in minutes.
+trained from scratch with the AR temporal pyramid on latents of the moving-shapes clips (~27 min on 2 CPU cores).
 
     python train.py --config configs/train/shapes_dit.py
 """

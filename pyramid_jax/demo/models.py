@@ -1,6 +1,7 @@
 """Architectures of the embedded demo: a small causal video VAE and a small miniFLUX DiT (as config.json values).
 
-Sized so that both train on a 2-core CPU in minutes on 64x64 clips of 9 frames (2 latent frames of 8x8).
+Sized so that both train on a 2-core CPU in about an hour together, on 64x64 clips of 9 frames (2 latent frames of
+8x8).
 """
 
 from __future__ import annotations

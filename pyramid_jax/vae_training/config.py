@@ -75,7 +75,7 @@ class VAETrainConfig:
     # means are ~0.05, so unit posterior noise drowns them and Adam needs ~|init|/lr steps to shrink it.
     initial_logvar: float | None = None
     # From scratch only: conv kernels drawn from N(0, 1/fan_in) (variance preserving) instead of the release's
-    # N(0, 0.02), which shrinks a 3x3x3 conv's output 2-30x and slows a fresh VAE's start.
+    # N(0, 0.02), which scales a conv's output by 0.02·sqrt(fan_in) (1/12 to 1/1.7 in the demo VAE) and slows its start.
     fan_in_init: bool = False
     lpips: str = ""  # LPIPS weights for the perceptual loss: vgg_lpips.pth (allow_pickle), safetensors or converted
     allow_pickle: bool = False  # read torch pickles (.pth / .bin): only for files you trust
