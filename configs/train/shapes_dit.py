@@ -6,15 +6,18 @@ trained from scratch with the AR temporal pyramid on latents of the moving-shape
 
 import os
 
+from pyramid_jax.demo.models import FRAMES
 from pyramid_jax.parallel.mesh import MeshConfig
 from pyramid_jax.training.config import DataConfig, TrainConfig
 from pyramid_jax.training.data import DataSource
+from pyramid_jax.training.data.frames import latent_frames
 from pyramid_jax.training.loop import LoopConfig
 from pyramid_jax.training.optimizer import OptimizerConfig
 from pyramid_jax.training.train_step import StepConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORK = os.path.join(REPO, "out", "shapes_demo")
+LATENT_FRAMES = latent_frames(FRAMES)  # the whole clip: every AR unit of it trained
 
 
 def get_config() -> TrainConfig:
@@ -25,9 +28,9 @@ def get_config() -> TrainConfig:
         output_dir=os.path.join(WORK, "dit_run"),
         mesh=MeshConfig(data=1),
         data=DataConfig(source=DataSource.LATENTS, annotation=os.path.join(WORK, "features", "annotation.jsonl"),
-                        null_text=os.path.join(WORK, "features", "null_text.npz"), batch_size=16, frames=2,
+                        null_text=os.path.join(WORK, "features", "null_text.npz"), batch_size=16, frames=LATENT_FRAMES,
                         read_threads=2),
         step=StepConfig(optimizer=OptimizerConfig(learning_rate=5e-4, warmup_steps=100), ema_decay=0.99,
                         ema_every=1),
-        loop=LoopConfig(num_steps=8000, seed=0, max_units=2, log_every=100, save_every=1000),
+        loop=LoopConfig(num_steps=8000, seed=0, max_units=LATENT_FRAMES, log_every=100, save_every=1000),
     )

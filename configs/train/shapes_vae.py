@@ -8,6 +8,7 @@ learns to code 8 frames of motion in one latent frame; its export is the demo's 
 import dataclasses
 import os
 
+from pyramid_jax.demo.models import FRAMES
 from pyramid_jax.training.config import load_train_config
 from pyramid_jax.training.loop import LoopConfig
 from pyramid_jax.training.optimizer import OptimizerConfig
@@ -25,7 +26,7 @@ def get_config():
         fan_in_init=False,
         initial_logvar=None,
         output_dir=os.path.join(work, "vae_run"),
-        data=dataclasses.replace(images.data, batch_size=1, frames=9),
+        data=dataclasses.replace(images.data, batch_size=1, frames=FRAMES),
         step=dataclasses.replace(images.step, optimizer=OptimizerConfig(
             learning_rate=5e-4, warmup_steps=50, warmup_start=0.0, b2=0.999, weight_decay=1e-3, decay_steps=2450,
             min_learning_rate=5e-5)),

@@ -8,6 +8,7 @@ the spatial code (shape, colour, place) fast; stage 2 (configs/train/shapes_vae.
 
 import os
 
+from pyramid_jax.demo.models import SIZE
 from pyramid_jax.parallel.mesh import MeshConfig
 from pyramid_jax.training.loop import LoopConfig
 from pyramid_jax.training.optimizer import OptimizerConfig
@@ -27,7 +28,7 @@ def get_config() -> VAETrainConfig:
         output_dir=os.path.join(WORK, "vae_images"),
         mesh=MeshConfig(data=1),
         data=VAEDataConfig(annotation=os.path.join(WORK, "data", "train.jsonl"), batch_size=4, frames=1,
-                           resolution=(64, 64), read_threads=2, prefetch=4),
+                           resolution=(SIZE, SIZE), read_threads=2, prefetch=4),
         step=VAEStepConfig(loss=VAELossConfig(pixel_weight=10.0, kl_weight=1e-5),
                            optimizer=OptimizerConfig(learning_rate=5e-4, warmup_steps=50, warmup_start=0.0, b2=0.999,
                                                      weight_decay=1e-3)),
