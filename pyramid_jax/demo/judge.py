@@ -1,21 +1,45 @@
-"""Reads back what a moving-shapes video shows: the shape's colour and the direction it moves (the demo's check)."""
+"""Reads back what a moving-shapes video shows: the shape's colour, its outline and the direction it moves (the
+demo's check), also as a command: `python -m pyramid_jax.demo.judge clip.mp4 [more clips]`."""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import argparse
+import sys
+from typing import NamedTuple, Sequence
 
 import numpy as np
+from scipy import ndimage
 
 from pyramid_jax.demo.shapes import BACKGROUND, COLOURS, DIRECTIONS
 
 FOREGROUND_DISTANCE = 60.0  # RGB distance from the background above which a pixel belongs to the shape
 MIN_SHIFT = 2.0  # pixels the centroid must travel over the clip to count as moving
+MIN_PIXELS = 4  # foreground pixels a frame (or one connected piece of it) needs to count
+# The upright triangle (shapes.py) holds 3/4 of its area in the lower half of its bounding box, circle and square 1/2;
+# a square fills its bounding box, a circle pi/4 of it. Each bound sits about halfway between the classes.
+TRIANGLE_LOWER_SHARE = 0.62
+SQUARE_FILL = 0.89
 
 
 class Reading(NamedTuple):
     colour: str  # the palette colour nearest to the shape's median colour
     direction: str  # the axis and sign of the centroid's larger motion
     shift: tuple[float, float]  # centroid motion (x, y) in pixels from the first to the last frame (least squares)
+    shape: str  # from the largest piece's median outline: lower-half share and fill of its bounding box
+    pieces: int  # the most separate foreground pieces in any frame (a clean clip has 1)
+
+
+def _outline(mask: np.ndarray) -> tuple[int, float, float]:
+    """Of one frame's mask `[H, W]`: the number of foreground pieces, and of the largest piece the share of its
+    area in the lower half of its bounding box and the fill of that box."""
+    labels, count = ndimage.label(mask)
+    sizes = np.bincount(labels.ravel())[1:]
+    pieces = int((sizes >= MIN_PIXELS).sum())
+    largest = labels == 1 + int(np.argmax(sizes))
+    ys, xs = np.nonzero(largest)
+    height = ys.max() - ys.min() + 1
+    lower = (ys - ys.min() >= height / 2).sum() + 0.5 * (ys - ys.min() == (height - 1) / 2).sum()
+    return pieces, float(lower / ys.size), float(ys.size / (height * (xs.max() - xs.min() + 1)))
 
 
 def read_video(video: np.ndarray) -> Reading:
@@ -23,7 +47,7 @@ def read_video(video: np.ndarray) -> Reading:
     video = np.asarray(video, np.float32)
     distance = np.linalg.norm(video - np.asarray(BACKGROUND, np.float32), axis=-1)
     mask = distance > FOREGROUND_DISTANCE  # [T, H, W]
-    shown = mask.sum(axis=(1, 2)) >= 4
+    shown = mask.sum(axis=(1, 2)) >= MIN_PIXELS
     if shown.sum() < max(2, len(video) // 2):
         raise ValueError(f"a shape shows in only {int(shown.sum())} of {len(video)} frames")
     colour = np.median(video[mask], axis=0)
@@ -38,4 +62,32 @@ def read_video(video: np.ndarray) -> Reading:
     step = (int(np.sign(dx)), 0) if abs(dx) >= abs(dy) else (0, int(np.sign(dy)))
     moving = max(abs(dx), abs(dy)) >= MIN_SHIFT
     direction = next(name for name, d in DIRECTIONS.items() if d == step) if moving else "none"
-    return Reading(nearest, direction, (float(dx), float(dy)))
+    pieces, lower, fill = zip(*(_outline(mask[t]) for t in frames))
+    shape = ("triangle" if np.median(lower) > TRIANGLE_LOWER_SHARE else
+             "square" if np.median(fill) > SQUARE_FILL else "circle")
+    return Reading(nearest, direction, (float(dx), float(dy)), shape, max(pieces))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Prints one line per clip: path, colour, shape, direction, travel and pieces (or why it cannot be read)."""
+    from pyramid_jax.training.data.errors import DataError
+    from pyramid_jax.training.data.frames import read_frames, video_info
+
+    parser = argparse.ArgumentParser(prog="python -m pyramid_jax.demo.judge", description=main.__doc__)
+    parser.add_argument("videos", nargs="+", help="video files (.mp4, .gif) of the shapes demo")
+    args = parser.parse_args(argv)
+    unreadable = 0
+    for path in args.videos:
+        try:
+            reading = read_video(read_frames(path, video_info(path)[0]))
+        except (ValueError, OSError, DataError) as error:
+            print(f"{path}: unreadable: {error}")
+            unreadable += 1
+            continue
+        print(f"{path}: {reading.colour} {reading.shape} moving {reading.direction} "
+              f"(travel {reading.shift[0]:+.1f}, {reading.shift[1]:+.1f} px; {reading.pieces} piece(s))")
+    return 1 if unreadable else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

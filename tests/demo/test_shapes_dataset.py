@@ -8,6 +8,7 @@ import pytest
 
 from pyramid_jax.demo.captions import HELD_OUT_TEMPLATES, PROMPT_SUFFIX, TRAIN_TEMPLATES, vocabulary
 from pyramid_jax.demo.dataset import write_shapes_dataset
+from pyramid_jax.demo import judge
 from pyramid_jax.demo.judge import read_video
 from pyramid_jax.demo.shapes import BACKGROUND, COLOURS, DIRECTIONS, SHAPES, random_clip, render
 from pyramid_jax.training.data.annotations import read_annotations
@@ -23,7 +24,8 @@ def test_every_clip_stays_in_frame_and_reads_back_as_generated():
         border = np.concatenate([video[:, 0], video[:, -1], video[:, :, 0], video[:, :, -1]], axis=1)
         assert (border == BACKGROUND).all(), clip  # the shape never touches the frame's edge
         reading = read_video(video)
-        assert (reading.colour, reading.direction) == (clip.colour, clip.direction), (clip, reading)
+        assert (reading.colour, reading.direction, reading.shape, reading.pieces) == \
+            (clip.colour, clip.direction, clip.shape, 1), (clip, reading)
         assert abs(max(np.abs(reading.shift)) - 16 * clip.speed) < 1.0
 
 
@@ -48,7 +50,8 @@ def test_dataset_is_a_jsonl_of_mp4s_with_captions(tmp_path):
         video = read_frames(record["video"], 9)
         assert video.shape == (9, 32, 32, 3)
         reading = read_video(video)  # the H.264 round trip keeps colour and motion
-        assert (reading.colour, reading.direction) == (record["colour"], record["direction"])
+        assert (reading.colour, reading.direction, reading.shape) == \
+            (record["colour"], record["direction"], record["shape"])
         text = record["text"].removesuffix(PROMPT_SUFFIX)
         assert any(text == t.format(**{k: record[k] for k in ("colour", "shape", "direction")})
                    for t in TRAIN_TEMPLATES)
@@ -56,3 +59,24 @@ def test_dataset_is_a_jsonl_of_mp4s_with_captions(tmp_path):
     assert write_shapes_dataset(str(tmp_path / "again"), 6, seed=3, frames=9, size=32)
     assert [r["text"] for r in read_annotations(str(tmp_path / "again" / "train.jsonl"))] == \
         [r["text"] for r in records]
+
+
+def test_reader_counts_separate_pieces():
+    rng = np.random.default_rng(2)
+    first = random_clip(rng, 9, 64, shape="square", direction="right")
+    ghost = first.__class__(**{**first.__dict__, "y": 64 - first.y})  # the same square mirrored top to bottom
+    video = np.maximum(render(first, 9, 64), render(ghost, 9, 64))
+    apart = abs(first.y - ghost.y) > 2 * first.radius + 2
+    assert read_video(video).pieces == (2 if apart else 1)
+
+
+def test_judge_command_prints_one_line_per_clip_and_fails_on_an_unreadable_one(tmp_path, capsys):
+    path = write_shapes_dataset(str(tmp_path), 2, seed=5, frames=9, size=32)
+    records = read_annotations(path)
+    videos = [r["video"] for r in records]
+    assert judge.main(videos) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(": ")[1].split(" (")[0] for line in lines] == \
+        [f"{r['colour']} {r['shape']} moving {r['direction']}" for r in records]
+    assert judge.main([str(tmp_path / "missing.mp4")]) == 1
+    assert "unreadable" in capsys.readouterr().out
