@@ -11,13 +11,15 @@ import json
 import os
 from typing import Any, ClassVar, TypeVar
 
+from pyramid_jax.errors import UserError
+
 C = TypeVar("C", bound="FrozenConfig")
 
 # Bookkeeping keys that diffusers / transformers write into every config.json; they carry no architecture.
 HUB_BOOKKEEPING_FIELDS = frozenset({"_class_name", "_diffusers_version", "_name_or_path", "_commit_hash"})
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override names a field the component does not have, or has a bad value."""
 
 

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     from pyramid_jax.demo.dataset import write_shapes_dataset
     from pyramid_jax.demo.models import DIT_CONFIG, FRAMES, SIZE, VAE_CONFIG
     from pyramid_jax.demo.text_stack import write_text_stack
-    from pyramid_jax.io.weights import atomic_directory
+    from pyramid_jax.io.atomic import atomic_directory
 
     data, init, staged = (os.path.join(WORK, name) for name in ("data", "init", "snapshot_vae"))
     if not os.path.isfile(os.path.join(data, "train.jsonl")):

@@ -15,6 +15,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from pyramid_jax.convert.sources import TensorSource
+from pyramid_jax.errors import UserError
 
 Path = tuple[str | int, ...]
 
@@ -69,7 +70,7 @@ def _parse_path(dotted: str) -> Path:
     return tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError, ValueError):
     """The checkpoint does not fit the model: lists every missing, unexpected and mis-shaped key."""
 
 

@@ -11,7 +11,7 @@ import ml_dtypes
 import numpy as np
 
 from pyramid_jax.dit.load import DIT
-from pyramid_jax.io import weights
+from pyramid_jax.io.atomic import atomic_directory
 from pyramid_jax.io.model_kind import ModelKind
 from pyramid_jax.text.load import TEXT
 from pyramid_jax.vae.load import VAE
@@ -61,7 +61,7 @@ def convert_snapshot(src: str, dst: str, components=None, variant: str = DIT_VAR
         jobs.append((comp, [f for f in comp.folders(variant) if f in present],
                      [f for f in comp.copied if f in present]))
     written = []
-    with weights.atomic_directory(dst, overwrite=overwrite) as tmp:
+    with atomic_directory(dst, overwrite=overwrite) as tmp:
         for comp, converted, copied in jobs:
             for folder in converted:
                 comp.kind.convert(os.path.join(src, folder), os.path.join(tmp, folder),

@@ -6,11 +6,8 @@ filled from a stream of host arrays and `device_put` with its sharding, so host 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
 from typing import Callable, Iterable, Iterator
 
 import jax
@@ -103,26 +100,3 @@ def converted_arrays(folder: str, abstract: nnx.State, mesh: Mesh | None = None,
         for p in path:
             node = node[str(p)]
         yield path, node
-
-
-@contextlib.contextmanager
-def atomic_directory(dst: str, overwrite: bool = False):
-    """Yields a temporary directory beside `dst` that is renamed to `dst` only if the block succeeds."""
-    dst = os.path.abspath(dst)
-    if os.path.exists(dst) and not overwrite:
-        raise FileExistsError(f"{dst} already exists; choose another destination or allow overwriting")
-    parent = os.path.dirname(dst)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.partial-", dir=parent)
-    try:
-        yield tmp
-        if os.path.exists(dst):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.old-", dir=parent)
-            os.rename(dst, os.path.join(old, "x"))
-            os.rename(tmp, dst)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
