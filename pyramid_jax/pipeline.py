@@ -17,16 +17,17 @@ import numpy as np
 from jax.sharding import Mesh
 
 from pyramid_jax import validation
-from pyramid_jax.errors import ArgumentError
 from pyramid_jax.dit.config import FluxConfig, MMDiTConfig
-from pyramid_jax.dit.load import load_dit, read_dit_config
+from pyramid_jax.dit.load import DIT, load_dit, read_dit_config
+from pyramid_jax.errors import ArgumentError
 from pyramid_jax.presets import ModelPreset, find_preset
 from pyramid_jax.sampling.noise import KeyNoise, NoiseSource
 from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning, guidance_rows
 from pyramid_jax.sampling.scheduler import PyramidFlowScheduler
 from pyramid_jax.text.encoder import FAMILIES, load_text_encoder
+from pyramid_jax.text.load import TEXT
 from pyramid_jax.vae.latents import denormalize_latents, normalize_latents
-from pyramid_jax.vae.load import load_vae
+from pyramid_jax.vae.load import VAE, load_vae
 
 DEFAULT_NEGATIVE_PROMPT = ("cartoon style, worst quality, low quality, blurry, absolute black, absolute white, "
                            "low res, extra limbs, extra digits, misplaced objects, mutated anatomy, monochrome, horror")
@@ -95,6 +96,9 @@ class PyramidFlowPipeline:
                 if not os.path.isdir(os.path.join(path, kind + suffix)):
                     raise FileNotFoundError(f"snapshot {path} has no {kind + suffix}/ folder, which {model_name} needs")
 
+        for kind, folder in ((DIT, dit_path), (VAE, os.path.join(path, VAE_FOLDER)),
+                             *((TEXT, os.path.join(path, "text_encoder" + s)) for s in (*family.clips, family.t5))):
+            kind.check(folder, allow_pickle)  # a bad config.json or unreadable weights fail now, not after sampling
         keep = not low_memory
         kw = dict(mesh=mesh, allow_pickle=allow_pickle)
         return cls(model_name, variant, config.latent_channels,

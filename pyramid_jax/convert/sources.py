@@ -78,17 +78,23 @@ class TorchBinSource:
         return t.numpy()
 
 
-def open_torch_checkpoint(folder: str, *, allow_pickle: bool = False) -> TensorSource:
-    """The weights of a diffusers/transformers model folder: safetensors first, pickled `.bin` only if allowed."""
+def weight_files(folder: str, *, allow_pickle: bool = False) -> tuple[str, list[str]]:
+    """("safetensors" or "bin", the files) of a model folder: safetensors first, pickled `.bin` only if allowed."""
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"checkpoint folder not found: {folder}")
     safetensors = sorted(glob.glob(os.path.join(folder, "*.safetensors")))
     if safetensors:
-        return SafetensorsSource(safetensors)
+        return "safetensors", safetensors
     bins = sorted(glob.glob(os.path.join(folder, "*.bin")))
     if bins:
         if not allow_pickle:
             raise ValueError(f"{folder} holds only pickled .bin weights ({os.path.basename(bins[0])}); pass "
                              "allow_pickle=True (CLI: --allow-pickle) to read them with torch")
-        return TorchBinSource(bins)
+        return "bin", bins
     raise FileNotFoundError(f"no .safetensors or .bin weights in {folder}")
+
+
+def open_torch_checkpoint(folder: str, *, allow_pickle: bool = False) -> TensorSource:
+    """The weights of a diffusers/transformers model folder: safetensors first, pickled `.bin` only if allowed."""
+    kind, files = weight_files(folder, allow_pickle=allow_pickle)
+    return SafetensorsSource(files) if kind == "safetensors" else TorchBinSource(files)
