@@ -130,9 +130,10 @@ class PyramidFlowPipeline:
         video_steps = self._check_steps(video_num_inference_steps, "video_num_inference_steps")
         guidance_scale, video_guidance_scale, min_guidance_scale, alpha = _check_guidance(
             guidance_scale, video_guidance_scale, min_guidance_scale, alpha)
+        key = validation.seed_key(seed) if key is None and noise is None else key
         batch = len(prompts) * num_images_per_prompt
         text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
-        noise = noise or self._key_noise(key, seed, batch, height, width, text.embeds.dtype)
+        noise = noise or self._key_noise(key, batch, height, width, text.embeds.dtype)
         scales = _linear_guidance(guidance_scale, alpha, min_guidance_scale, temp) if use_linear_guidance else None
         with self._dit.use() as dit:
             latents = PyramidSampler(dit, self.scheduler, self.mesh).video(
@@ -165,7 +166,7 @@ class PyramidFlowPipeline:
         batch = len(prompts) * num_images_per_prompt
         text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
         noise_key, posterior_key = jax.random.split(key)
-        noise = noise or self._key_noise(noise_key, None, batch, height, width, text.embeds.dtype)
+        noise = noise or self._key_noise(noise_key, batch, height, width, text.embeds.dtype)
         with self._vae.use() as vae:
             posterior = vae.encode(jnp.asarray(pixels)[None, None])
             image_latent = posterior.sample(None if posterior_noise is not None else posterior_key,
@@ -206,8 +207,7 @@ class PyramidFlowPipeline:
             negative = TextConditioning(*(jnp.repeat(x, copies, axis=0) for x in negative))
         return guidance_rows(positive, negative)
 
-    def _key_noise(self, key, seed, batch: int, height: int, width: int, dtype) -> KeyNoise:
-        key = validation.seed_key(seed) if key is None else key
+    def _key_noise(self, key, batch: int, height: int, width: int, dtype) -> KeyNoise:
         return KeyNoise(key, batch, height // 8, width // 8, self.latent_channels, self.scheduler.stages,
                         self.scheduler.gamma, dtype)
 
