@@ -70,10 +70,11 @@ class ModelKind:
         return nnx.merge(graphdef, jax.jit(create, out_shardings=shardings)())
 
     def torch_arrays(self, path: str, config: FrozenConfig, abstract: nnx.State, *, allow_pickle: bool = False,
-                     dtype=None, progress=iter):
+                     dtype=None, progress=iter, check_finite: bool = False):
         """The converted tensors of the torch folder `path`, checked against `abstract` before any is read."""
         source = open_torch_checkpoint(path, allow_pickle=allow_pickle)
-        return weights.torch_arrays(self.resolve(config)[1], source, abstract, dtype=dtype, progress=progress)
+        return weights.torch_arrays(self.resolve(config)[1], source, abstract, dtype=dtype, progress=progress,
+                                    check_finite=check_finite)
 
     def load(self, path: str, dtype=jnp.float32, mesh: Mesh | None = None, *, allow_pickle: bool = False,
              rules: Rules = LOGICAL_AXIS_RULES, progress=iter, **overrides) -> nnx.Module:
@@ -86,9 +87,12 @@ class ModelKind:
             arrays = self.torch_arrays(path, config, abstract, allow_pickle=allow_pickle, progress=progress)
         return weights.materialize(graphdef, abstract, arrays, mesh, rules)
 
-    def convert(self, src: str, dst: str, dtype=None, allow_pickle: bool = False, progress=iter) -> None:
-        """Writes the converted folder `dst` (config.json + Orbax checkpoint) from the torch folder `src`."""
+    def convert(self, src: str, dst: str, dtype=None, allow_pickle: bool = False, progress=iter,
+                allow_nonfinite: bool = False) -> None:
+        """Writes the converted folder `dst` (config.json + Orbax checkpoint) from the torch folder `src`; a NaN or
+        infinite weight is an error unless `allow_nonfinite`."""
         config = self.read_config(src)
         _, abstract = self.abstract(config)
-        arrays = self.torch_arrays(src, config, abstract, allow_pickle=allow_pickle, dtype=dtype, progress=progress)
+        arrays = self.torch_arrays(src, config, abstract, allow_pickle=allow_pickle, dtype=dtype, progress=progress,
+                                   check_finite=not allow_nonfinite)
         weights.write_converted(dst, self.config_to_dict(config), arrays)
