@@ -28,10 +28,19 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="a configs/train/<name>.py file")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loop.num_steps=100")
+    from pyramid_jax.errors import add_debug_flag
+
+    add_debug_flag(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    from pyramid_jax.errors import run_cli
+
+    return run_cli(run, argv)
+
+
+def run(argv) -> int:
     args = parse_args(argv)
     from pyramid_jax.config import ConfigError
     from pyramid_jax.training.config import apply_overrides, load_train_config
@@ -47,7 +56,10 @@ def main(argv=None) -> int:
 
     import jax
 
+    from pyramid_jax.training.run_lock import lock_output_dir
+
     log = print if jax.process_index() == 0 else (lambda _: None)
+    _lock = lock_output_dir(config.output_dir) if jax.process_index() == 0 else None  # held while this runs
     from pyramid_jax.vae_training.config import VAETrainConfig
 
     if isinstance(config, VAETrainConfig):

@@ -15,15 +15,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from pyramid_jax import validation
 from pyramid_jax.dit.families import denormalize_latents, family_of_config, normalize_latents
-from pyramid_jax.dit.load import load_dit, read_dit_config
+from pyramid_jax.dit.load import DIT, load_dit, read_dit_config
+from pyramid_jax.errors import ArgumentError
 from pyramid_jax.presets import ModelPreset, find_preset
 from pyramid_jax.sampling.noise import KeyNoise, NoiseSource
 from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning, guidance_rows
 from pyramid_jax.sampling.scheduler import PyramidFlowScheduler
 from pyramid_jax.snapshot import Snapshot
 from pyramid_jax.text.encoder import load_text_encoder
-from pyramid_jax.vae.load import load_vae
+from pyramid_jax.text.load import TEXT
+from pyramid_jax.vae.load import VAE, load_vae
 
 DEFAULT_NEGATIVE_PROMPT = ("cartoon style, worst quality, low quality, blurry, absolute black, absolute white, "
                            "low res, extra limbs, extra digits, misplaced objects, mutated anatomy, monochrome, horror")
@@ -78,8 +81,9 @@ class PyramidFlowPipeline:
         config = read_dit_config(dit_path)
         model_name = family_of_config(config).name
         vae_path = snapshot.vae
-        snapshot.text_folders(model_name)  # checked before any model loads
-
+        _, text_paths = snapshot.text_folders(model_name)
+        for kind, folder in ((DIT, dit_path), (VAE, vae_path), *((TEXT, p) for p in text_paths)):
+            kind.check(folder, allow_pickle)  # a bad config.json or unreadable weights fail now, not after sampling
         keep = not low_memory
         kw = dict(mesh=mesh, allow_pickle=allow_pickle)
         return cls(model_name, variant, config.latent_channels,
@@ -109,9 +113,12 @@ class PyramidFlowPipeline:
         self._check_temp(temp, minimum=1)
         steps = self._check_steps(num_inference_steps, "num_inference_steps")
         video_steps = self._check_steps(video_num_inference_steps, "video_num_inference_steps")
+        guidance_scale, video_guidance_scale, min_guidance_scale, alpha = _check_guidance(
+            guidance_scale, video_guidance_scale, min_guidance_scale, alpha)
+        key = validation.seed_key(seed) if key is None and noise is None else key
         batch = len(prompts) * num_images_per_prompt
         text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
-        noise = noise or self._key_noise(key, seed, batch, height, width, text.embeds.dtype)
+        noise = noise or self._key_noise(key, batch, height, width, text.embeds.dtype)
         scales = _linear_guidance(guidance_scale, alpha, min_guidance_scale, temp) if use_linear_guidance else None
         with self._dit.use() as dit:
             latents = PyramidSampler(dit, self.scheduler, self.mesh).video(
@@ -138,11 +145,13 @@ class PyramidFlowPipeline:
         height, width = self._check_size(*pixels.shape[:2], what="input_image")
         self._check_temp(temp, minimum=1)
         steps = self._check_steps(num_inference_steps, "num_inference_steps")
+        guidance_scale, video_guidance_scale, min_guidance_scale, alpha = _check_guidance(
+            guidance_scale, video_guidance_scale, min_guidance_scale, alpha)
+        key = validation.seed_key(seed) if key is None else key
         batch = len(prompts) * num_images_per_prompt
         text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
-        key = jax.random.key(seed) if key is None else key
         noise_key, posterior_key = jax.random.split(key)
-        noise = noise or self._key_noise(noise_key, None, batch, height, width, text.embeds.dtype)
+        noise = noise or self._key_noise(noise_key, batch, height, width, text.embeds.dtype)
         with self._vae.use() as vae:
             posterior = vae.encode(jnp.asarray(pixels)[None, None])
             image_latent = posterior.sample(None if posterior_noise is not None else posterior_key,
@@ -183,8 +192,7 @@ class PyramidFlowPipeline:
             negative = TextConditioning(*(jnp.repeat(x, copies, axis=0) for x in negative))
         return guidance_rows(positive, negative)
 
-    def _key_noise(self, key, seed, batch: int, height: int, width: int, dtype) -> KeyNoise:
-        key = jax.random.key(seed) if key is None else key
+    def _key_noise(self, key, batch: int, height: int, width: int, dtype) -> KeyNoise:
         return KeyNoise(key, batch, height // 8, width // 8, self.latent_channels, self.scheduler.stages,
                         self.scheduler.gamma, dtype)
 
@@ -206,40 +214,52 @@ class PyramidFlowPipeline:
     def _check_size(self, height, width, what: str = "height and width") -> tuple[int, int]:
         if height is None or width is None:
             if self.preset is None:
-                raise ValueError(f"give height and width: {self.variant} is not a released variant with a native size")
+                raise ArgumentError(f"give height and width: {self.variant} is not a released variant with a "
+                                    "native size")
             height, width = height or self.preset.height, width or self.preset.width
+        height, width = validation.integer(height, "height"), validation.integer(width, "width")
         m = self.size_multiple
         if height % m or width % m or height <= 0 or width <= 0:
-            raise ValueError(f"{what} must be positive multiples of {m} (8x VAE, 2x per extra stage, 2x2 patches); got "
-                             f"{width}x{height} (width x height). Resize, e.g. to "
-                             f"{max(m, round(width / m) * m)}x{max(m, round(height / m) * m)}")
+            raise ArgumentError(f"{what} must be positive multiples of {m} (8x VAE, 2x per extra stage, 2x2 "
+                                f"patches); got {width}x{height} (width x height). Resize, e.g. to "
+                                f"{max(m, round(width / m) * m)}x{max(m, round(height / m) * m)}")
         return height, width
 
     def _check_temp(self, temp, minimum: int) -> None:
         limit = self.preset.max_temp if self.preset is not None else None
-        if not isinstance(temp, (int, np.integer)) or temp < minimum or (limit is not None and temp > limit):
+        if isinstance(temp, bool) or not isinstance(temp, (int, np.integer)) or temp < minimum or (
+                limit is not None and temp > limit):
             bound = f"{minimum}..{limit}" if limit is not None else f">= {minimum}"
-            raise ValueError(f"temp (latent frames) must be an integer in {bound} for {self.variant}; got {temp!r}")
+            raise ArgumentError(f"temp (latent frames) must be an integer in {bound} for {self.variant}; "
+                                f"got {temp!r}")
 
     def _check_steps(self, steps, name: str) -> tuple[int, ...]:
-        steps = (steps,) * self.scheduler.stages if isinstance(steps, (int, np.integer)) else tuple(steps)
-        if len(steps) != self.scheduler.stages or any(not isinstance(s, (int, np.integer)) or s < 1 for s in steps):
-            raise ValueError(f"{name} must be a positive integer or {self.scheduler.stages} of them; got {steps}")
-        return steps
+        return validation.step_counts(steps, name, self.scheduler.stages)
 
     @staticmethod
     def _check_prompts(prompt, negative_prompt, copies: int, output_type: str) -> list[str]:
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, (list, tuple)) else []
         if not prompts or not all(isinstance(p, str) for p in prompts):
-            raise ValueError(f"prompt must be a string or a non-empty list of strings; got {prompt!r}")
-        if not isinstance(negative_prompt, (str, type(None))) and len(negative_prompt) not in (1, len(prompts)):
-            raise ValueError(f"{len(negative_prompt)} negative prompts for {len(prompts)} prompts; give 1 or "
-                             f"{len(prompts)}")
-        if not isinstance(copies, (int, np.integer)) or copies < 1:
-            raise ValueError(f"num_images_per_prompt must be a positive integer; got {copies!r}")
+            raise ArgumentError(f"prompt must be a string or a non-empty list of strings; got {prompt!r}")
+        if not isinstance(negative_prompt, (str, type(None))):
+            negatives = list(negative_prompt) if isinstance(negative_prompt, (list, tuple)) else [negative_prompt]
+            if not all(isinstance(p, str) for p in negatives):
+                raise ArgumentError(f"negative_prompt must be a string, None or a list of strings; got "
+                                    f"{negative_prompt!r}")
+            if len(negatives) not in (1, len(prompts)):
+                raise ArgumentError(f"{len(negatives)} negative prompts for {len(prompts)} prompts; give "
+                                    f"1 or {len(prompts)}")
+        validation.integer(copies, "num_images_per_prompt", minimum=1)
         if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}; got {output_type!r}")
+            raise ArgumentError(f"output_type must be one of {OUTPUT_TYPES}; got {output_type!r}")
         return prompts
+
+
+def _check_guidance(guidance_scale, video_guidance_scale, min_guidance_scale, alpha) -> tuple[float, ...]:
+    """Finite numbers (a NaN or infinite scale would silently give NaN video or switch guidance off)."""
+    return tuple(validation.real(v, name) for v, name in (
+        (guidance_scale, "guidance_scale"), (video_guidance_scale, "video_guidance_scale"),
+        (min_guidance_scale, "min_guidance_scale"), (alpha, "alpha")))
 
 
 def _linear_guidance(scale: float, alpha: float, minimum: float, temp: int) -> list[float]:
@@ -250,8 +270,8 @@ def _linear_guidance(scale: float, alpha: float, minimum: float, temp: int) -> l
 def _image_pixels(image) -> np.ndarray:
     """PIL image or uint8 `[H, W, 3]` -> float32 `[H, W, 3]` in [-1, 1] (ToTensor, then Normalize(0.5, 0.5))."""
     if image is None:
-        raise ValueError("generate_i2v needs an input_image (PIL image or uint8 [H, W, 3] RGB array)")
+        raise ArgumentError("generate_i2v needs an input_image (PIL image or uint8 [H, W, 3] RGB array)")
     pixels = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
     if pixels.ndim != 3 or pixels.shape[-1] != 3 or pixels.dtype != np.uint8:
-        raise ValueError(f"input_image must be RGB uint8 [H, W, 3]; got {pixels.dtype} {pixels.shape}")
+        raise ArgumentError(f"input_image must be RGB uint8 [H, W, 3]; got {pixels.dtype} {pixels.shape}")
     return (pixels.astype(np.float32) / np.float32(255) - np.float32(0.5)) / np.float32(0.5)

@@ -22,6 +22,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, shard_batch
+from pyramid_jax.sampling.finite import FiniteCheck
 from pyramid_jax.sampling.history import past_conditions
 from pyramid_jax.sampling.noise import NoiseSource, UnitNoise
 from pyramid_jax.sampling.pyramid import latent_pyramid, upsample_nearest_2x
@@ -146,6 +147,7 @@ class PyramidSampler:
         frames = [] if first_frame is None else [first_frame.astype(text.embeds.dtype)]
         given = len(frames)
         guided = guidance_scale > 0  # the reference's switch, for both entry points
+        check_finite = FiniteCheck()
         for unit in range(len(frames), temp):
             if callback is not None:
                 callback(unit, temp)
@@ -156,6 +158,8 @@ class PyramidSampler:
                                num_inference_steps if first else video_num_inference_steps,
                                scale if guided else None)
             frames.append(stages[-1])
+            check_finite(stages[-1], unit)
+        check_finite.done()
         return jnp.concatenate(frames, axis=1)
 
     @staticmethod
