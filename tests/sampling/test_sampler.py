@@ -139,7 +139,7 @@ def test_one_program_per_unit_reused_by_later_videos():
     assert PyramidSampler.num_programs() - before == 5
     sampler.video(text, toy_noise(1), 5, [2, 2, 2], [1, 1, 1], 3.0, 2.0)  # other scales: same programs
     first = jnp.zeros((1, 1, 8, 8, 1))
-    sampler.video(text, toy_noise(1), 5, [9, 9, 9], [1, 1, 1], 3.0, 2.0, first_frame=first)  # i2v: units 1..4
+    sampler.video(text, toy_noise(1), 5, [9, 9, 9], [1, 1, 1], 3.0, 2.0, history=first)  # i2v: units 1..4
     assert PyramidSampler.num_programs() - before == 5
 
 
