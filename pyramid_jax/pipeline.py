@@ -19,6 +19,7 @@ from pyramid_jax import validation
 from pyramid_jax.dit.families import denormalize_latents, family_of_config, normalize_latents
 from pyramid_jax.dit.load import DIT, load_dit, read_dit_config
 from pyramid_jax.errors import ArgumentError
+from pyramid_jax.io.clip import Clip, read_clip
 from pyramid_jax.presets import ModelPreset, find_preset
 from pyramid_jax.sampling.noise import KeyNoise, NoiseSource
 from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning, guidance_rows
@@ -26,6 +27,7 @@ from pyramid_jax.sampling.scheduler import PyramidFlowScheduler
 from pyramid_jax.snapshot import Snapshot
 from pyramid_jax.text.encoder import load_text_encoder
 from pyramid_jax.text.load import TEXT
+from pyramid_jax.training.data.frames import to_unit_range
 from pyramid_jax.vae.load import VAE, load_vae
 
 DEFAULT_NEGATIVE_PROMPT = ("cartoon style, worst quality, low quality, blurry, absolute black, absolute white, "
@@ -101,16 +103,20 @@ class PyramidFlowPipeline:
                  alpha: float = 0.5, negative_prompt: str | Sequence[str] | None = DEFAULT_NEGATIVE_PROMPT,
                  num_images_per_prompt: int = 1, seed: int = 0, key: jax.Array | None = None,
                  output_type: str = "pil", save_memory: bool = True,
-                 callback: Callable[[int, int], None] | None = None, noise: NoiseSource | None = None):
+                 callback: Callable[[int, int], None] | None = None, noise: NoiseSource | None = None,
+                 window: int | None = None, on_unit: Callable[[jax.Array], None] | None = None):
         """Text-to-video: `temp` latent frames (8 (temp - 1) + 1 video frames; temp=1 is an image).
 
         Unit 0 uses `num_inference_steps` / `guidance_scale`, later units the `video_*` values. Returns, by
         `output_type`: "latent" `[B, temp, H/8, W/8, C]` DiT latents, "np" uint8 `[B, frames, H, W, 3]`, or "pil"
         a list of PIL frames (B x frames, as the reference). `noise` replays given draws instead of `key`/`seed`.
+        Past `window` latent frames (default: the variant's trained maximum) each unit sees only the latest ones.
+        `on_unit(latents so far)` runs after every unit, e.g. to keep the finished units on disk.
         """
         prompts = self._check_prompts(prompt, negative_prompt, num_images_per_prompt, output_type)
         height, width = self._check_size(height, width)
         self._check_temp(temp, minimum=1)
+        window = self._check_window(window)
         steps = self._check_steps(num_inference_steps, "num_inference_steps")
         video_steps = self._check_steps(video_num_inference_steps, "video_num_inference_steps")
         guidance_scale, video_guidance_scale, min_guidance_scale, alpha = _check_guidance(
@@ -123,7 +129,7 @@ class PyramidFlowPipeline:
         with self._dit.use() as dit:
             latents = PyramidSampler(dit, self.scheduler, self.mesh).video(
                 text, noise, temp, steps, video_steps, guidance_scale, video_guidance_scale, callback=callback,
-                unit_guidance_scales=scales)
+                unit_guidance_scales=scales, window=window, on_unit=on_unit)
         return self._output(latents, output_type, save_memory)
 
     def generate_i2v(self, prompt: str | Sequence[str], input_image, temp: int = 1,
@@ -134,16 +140,18 @@ class PyramidFlowPipeline:
                      num_images_per_prompt: int = 1, seed: int = 0, key: jax.Array | None = None,
                      output_type: str = "pil", save_memory: bool = True,
                      callback: Callable[[int, int], None] | None = None, noise: NoiseSource | None = None,
-                     posterior_noise: jax.Array | None = None):
+                     posterior_noise: jax.Array | None = None, window: int | None = None,
+                     on_unit: Callable[[jax.Array], None] | None = None):
         """Image-to-video: `input_image` (PIL image or uint8 `[H, W, 3]` RGB, already at the target size) is frame 0;
         the other `temp - 1` units use `num_inference_steps` and `video_guidance_scale` (`guidance_scale` only
         switches guidance on, as in the reference). The image latent is a posterior sample: `posterior_noise`
-        `[1, 1, H/8, W/8, C]` replays a given draw. Outputs as `generate`.
+        `[1, 1, H/8, W/8, C]` replays a given draw. `window`, `on_unit` and outputs as `generate`.
         """
         prompts = self._check_prompts(prompt, negative_prompt, num_images_per_prompt, output_type)
         pixels = _image_pixels(input_image)
         height, width = self._check_size(*pixels.shape[:2], what="input_image")
         self._check_temp(temp, minimum=1)
+        window = self._check_window(window)
         steps = self._check_steps(num_inference_steps, "num_inference_steps")
         guidance_scale, video_guidance_scale, min_guidance_scale, alpha = _check_guidance(
             guidance_scale, video_guidance_scale, min_guidance_scale, alpha)
@@ -161,8 +169,45 @@ class PyramidFlowPipeline:
         scales = _linear_guidance(guidance_scale, alpha, min_guidance_scale, temp) if use_linear_guidance else None
         with self._dit.use() as dit:
             latents = PyramidSampler(dit, self.scheduler, self.mesh).video(
-                text, noise, temp, steps, steps, guidance_scale, video_guidance_scale, first_frame=first_frame,
-                callback=callback, unit_guidance_scales=scales)
+                text, noise, temp, steps, steps, guidance_scale, video_guidance_scale, history=first_frame,
+                callback=callback, unit_guidance_scales=scales, window=window, on_unit=on_unit)
+        return self._output(latents, output_type, save_memory)
+
+    def extend(self, prompt: str | Sequence[str], video, temp: int = 8,
+               num_inference_steps: int | Sequence[int] = 28, guidance_scale: float = 5.0,
+               negative_prompt: str | Sequence[str] | None = DEFAULT_NEGATIVE_PROMPT, num_images_per_prompt: int = 1,
+               trim: bool = False, window: int | None = None, seed: int = 0, key: jax.Array | None = None,
+               output_type: str = "pil", save_memory: bool = True,
+               callback: Callable[[int, int], None] | None = None, noise: NoiseSource | None = None,
+               on_unit: Callable[[jax.Array], None] | None = None):
+        """Continues `video` by `temp` latent frames (8 temp video frames) and returns the whole video.
+
+        `video` is uint8 frames `[T, H, W, 3]` or a video file (T = 1 + 8k; `trim` drops the oldest frames to fit),
+        encoded with the causal VAE (posterior mean), or DiT latents `[T, h, w, C]` / `[B, T, h, w, C]` (an array or
+        a `.npy` file, as `output_type="latent"` returns). Its latent frames are the history, taken through the
+        temporal pyramid exactly as generated frames are. Every new unit uses `num_inference_steps` and
+        `guidance_scale` (<= 0: no guidance). The unit at position u of the whole video draws `noise(u)`, so
+        extending the latents of `generate(temp=T, seed=s)` with seed s gives `generate(temp=T + temp, seed=s)`.
+        `window`, `on_unit` and outputs as `generate`.
+        """
+        prompts = self._check_prompts(prompt, negative_prompt, num_images_per_prompt, output_type)
+        self._check_temp(temp, minimum=1)
+        steps = self._check_steps(num_inference_steps, "num_inference_steps")
+        window = self._check_window(window)
+        guidance_scale = validation.real(guidance_scale, "guidance_scale")
+        key = validation.seed_key(seed) if key is None and noise is None else key
+        batch = len(prompts) * num_images_per_prompt
+        clip = read_clip(video, trim)
+        height, width = self._check_clip(clip, batch)
+        text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
+        noise = noise or self._key_noise(key, batch, height, width, text.embeds.dtype)
+        history = self._clip_latents(clip, save_memory)
+        history = jnp.broadcast_to(history, (batch, *history.shape[1:]))
+        given = history.shape[1]
+        with self._dit.use() as dit:
+            latents = PyramidSampler(dit, self.scheduler, self.mesh).video(
+                text, lambda unit: noise(given + unit), given + temp, steps, steps, guidance_scale, guidance_scale,
+                history=history, callback=callback, window=window, on_unit=on_unit)
         return self._output(latents, output_type, save_memory)
 
     def decode_latent(self, latents: jax.Array, save_memory: bool = True) -> np.ndarray:
@@ -191,6 +236,27 @@ class PyramidFlowPipeline:
         if len(negatives) > 1:
             negative = TextConditioning(*(jnp.repeat(x, copies, axis=0) for x in negative))
         return guidance_rows(positive, negative)
+
+    def _check_clip(self, clip: Clip, batch: int) -> tuple[int, int]:
+        """The pixel size of a clip to extend, after checking it against this variant and the prompt batch."""
+        if clip.pixels is not None:
+            return self._check_size(*clip.pixels.shape[1:3], what="video frames")
+        rows, _, h, w, channels = clip.latents.shape
+        if channels != self.latent_channels:
+            raise ArgumentError(f"video latents have {channels} channels; {self.variant} takes {self.latent_channels} "
+                             f"(latents [B, T, h, w, C] from this model's generate or sample.py --save-latents)")
+        if rows not in (1, batch):
+            raise ArgumentError(f"video latents hold {rows} videos for {batch} prompt(s) x copies; give 1 or {batch}")
+        return self._check_size(8 * h, 8 * w, what=f"video latents ({w}x{h} latent, 8x in pixels)")
+
+    def _clip_latents(self, clip: Clip, save_memory: bool) -> jax.Array:
+        """DiT latents `[1 or B, T, h, w, C]` of a checked clip: pixels go through the VAE encoder."""
+        if clip.latents is not None:
+            return jnp.asarray(clip.latents)
+        with self._vae.use() as vae:
+            posterior = vae.encode(jnp.asarray(to_unit_range(clip.pixels))[None], temporal_chunk=True,
+                                   tile_sample_min_size=256 if save_memory else None)
+        return normalize_latents(posterior.mode(), self.model_name)
 
     def _key_noise(self, key, batch: int, height: int, width: int, dtype) -> KeyNoise:
         return KeyNoise(key, batch, height // 8, width // 8, self.latent_channels, self.scheduler.stages,
@@ -225,13 +291,20 @@ class PyramidFlowPipeline:
                                 f"{max(m, round(width / m) * m)}x{max(m, round(height / m) * m)}")
         return height, width
 
-    def _check_temp(self, temp, minimum: int) -> None:
-        limit = self.preset.max_temp if self.preset is not None else None
-        if isinstance(temp, bool) or not isinstance(temp, (int, np.integer)) or temp < minimum or (
-                limit is not None and temp > limit):
-            bound = f"{minimum}..{limit}" if limit is not None else f">= {minimum}"
-            raise ArgumentError(f"temp (latent frames) must be an integer in {bound} for {self.variant}; "
-                                f"got {temp!r}")
+    @staticmethod
+    def _check_temp(temp, minimum: int) -> None:
+        """Past the variant's max temp the DiT sees a window of frames (`_check_window`), so temp has no upper bound."""
+        if isinstance(temp, bool) or not isinstance(temp, (int, np.integer)) or temp < minimum:
+            raise ArgumentError(f"temp (latent frames) must be an integer >= {minimum}; got {temp!r}")
+
+    def _check_window(self, window) -> int | None:
+        """The DiT's per-unit frame window: given, else the variant's trained maximum (None: unknown variant)."""
+        if window is None:
+            return self.preset.max_temp if self.preset is not None else None
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+            raise ArgumentError(f"window (latent frames the DiT sees per unit) must be a positive integer; "
+                                f"got {window!r}")
+        return int(window)
 
     def _check_steps(self, steps, name: str) -> tuple[int, ...]:
         return validation.step_counts(steps, name, self.scheduler.stages)
