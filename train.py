@@ -118,7 +118,8 @@ def main(argv=None) -> int:
     step_fn = make_train_step(graphdef, config.step, null_text, shardings, model=adapted)
 
     n_params = sum(x.size for x in jax.tree.leaves(state.params))
-    log(f"training {n_params / 1e6:.3g}M {'LoRA ' if lora.enabled else ''}parameters on {jax.device_count()} {jax.devices()[0].platform} "
+    log(f"training {n_params / 1e6:.3g}M {'LoRA ' if lora.enabled else ''}parameters on {jax.device_count()} "
+        f"{jax.devices()[0].platform} "
         f"device(s) in {jax.process_count()} process(es), mesh {dict(mesh.shape)}, {config.compute_dtype} compute, "
         f"{data.source.value} data")
     record = {"config": json.loads(json.dumps(dataclasses.asdict(config), default=str))}

@@ -18,6 +18,7 @@ from jax.sharding import Mesh
 
 from pyramid_jax.dit.config import FluxConfig, MMDiTConfig
 from pyramid_jax.dit.load import load_dit, read_dit_config
+from pyramid_jax.lora.files import check_loras, merge_loras
 from pyramid_jax.presets import ModelPreset, find_preset
 from pyramid_jax.sampling.noise import KeyNoise, NoiseSource
 from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning, guidance_rows
@@ -66,15 +67,17 @@ class PyramidFlowPipeline:
 
     @classmethod
     def from_pretrained(cls, path: str, variant: str = "diffusion_transformer_384p", dtype=jnp.bfloat16,
-                        mesh: Mesh | None = None, *, low_memory: bool = False,
-                        allow_pickle: bool = False) -> "PyramidFlowPipeline":
+                        mesh: Mesh | None = None, *, low_memory: bool = False, allow_pickle: bool = False,
+                        lora: Sequence[tuple[str, float]] = ()) -> "PyramidFlowPipeline":
         """A pipeline on snapshot `path` (released torch layout or converted by `convert_torch_weights.py`).
 
         `variant` is the DiT folder (`diffusion_transformer_{384p,768p,image}`). Models are loaded on first use in
         `dtype`. With a `mesh`, weights are sharded by the rule table (DiT over fsdp / tensor) and the prompt batch
         (CFG rows, latents, noise) is split over data, so every model runs as one program over all of the mesh's
         devices. `low_memory` releases each model after use, so that only one of text encoder, DiT and VAE is
-        resident at a time (each call then reloads them).
+        resident at a time (each call then reloads them). `lora`: `(folder, scale)` pairs of LoRA folders
+        (written by a `train.py ... lora.rank=r` run) added into the DiT's weights as it loads; each is checked
+        against the DiT here, before any model loads.
         """
         if not os.path.isdir(path):
             raise FileNotFoundError(f"snapshot folder {path} does not exist")
@@ -93,11 +96,12 @@ class PyramidFlowPipeline:
                 if not os.path.isdir(os.path.join(path, kind + suffix)):
                     raise FileNotFoundError(f"snapshot {path} has no {kind + suffix}/ folder, which {model_name} needs")
 
+        loras = check_loras(lora, config)
         keep = not low_memory
         kw = dict(mesh=mesh, allow_pickle=allow_pickle)
         return cls(model_name, variant, config.latent_channels,
                    _Component(lambda: load_text_encoder(path, model_name, dtype, **kw), keep),
-                   _Component(lambda: load_dit(dit_path, dtype, **kw), keep),
+                   _Component(lambda: merge_loras(load_dit(dit_path, dtype, **kw), loras, mesh), keep),
                    _Component(lambda: load_vae(os.path.join(path, VAE_FOLDER), dtype, **kw), keep),
                    find_preset(model_name, variant), mesh=mesh)
 

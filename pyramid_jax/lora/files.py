@@ -15,6 +15,7 @@ import orbax.checkpoint as ocp
 from flax import nnx
 from jax.sharding import Mesh
 
+from pyramid_jax.dit.load import abstract_dit
 from pyramid_jax.io import weights
 from pyramid_jax.lora.adapters import A, B, adapter_variables, apply_adapters, path_name
 from pyramid_jax.lora.config import LoraConfig
@@ -106,3 +107,27 @@ def merge_loras(model: nnx.Module, loras: Sequence[CheckedLora], mesh: Mesh | No
         params = nnx.state(model, nnx.Param)
         nnx.update(model, apply_adapters(params, [(load_lora(x, mesh), x.scale) for x in loras], keep_dtype=True))
     return model
+
+
+def check_loras(loras: Sequence[tuple[str, float]], dit_config) -> list[CheckedLora]:
+    """`check_lora` for each `(folder, scale)` against the DiT of `dit_config` (built abstractly: no weights)."""
+    if not loras:
+        return []
+    _, abstract = abstract_dit(dit_config)
+    checked = []
+    for item in loras:
+        if not isinstance(item, (tuple, list)) or len(item) != 2 or not isinstance(item[0], (str, os.PathLike)):
+            raise LoraError(f"a LoRA is given as (folder, scale), got {item!r}")
+        checked.append(check_lora(os.fspath(item[0]), item[1], dit_config, abstract))
+    return checked
+
+
+def parse_lora_arg(text: str) -> tuple[str, float]:
+    """`folder[:scale]` (a command-line --lora) -> (folder, scale); the scale defaults to 1."""
+    folder, sep, scale = text.rpartition(":")
+    if sep:
+        try:
+            return folder, float(scale)
+        except ValueError:
+            pass
+    return text, 1.0
