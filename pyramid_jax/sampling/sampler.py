@@ -142,7 +142,8 @@ class PyramidSampler:
         Image-to-video (`first_frame [B, 1, H, W, C]` given): frame 0 is `first_frame`, and every generated frame
         uses `video_num_inference_steps` and `video_guidance_scale` (guidance is still on iff `guidance_scale > 0`).
         `unit_guidance_scales[u]`, when given, replaces both scales for unit u (the reference's linear guidance).
-        `callback(unit, temp)` runs before each generated unit. Generated unit i draws `noise(i)`.
+        `callback(unit, temp)` runs before each generated unit. Generated unit i draws `noise(i)`. Latents that turn
+        NaN or infinite raise `NonFiniteError` naming the unit.
         """
         frames = [] if first_frame is None else [first_frame.astype(text.embeds.dtype)]
         given = len(frames)

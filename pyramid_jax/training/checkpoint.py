@@ -27,8 +27,9 @@ class TrainCheckpointer:
     """`directory/<step>/{state, record}`; saving returns at once and writes in the background."""
 
     def __init__(self, directory: str, max_to_keep: int = 3, async_save: bool = True):
+        # cleanup_tmp_directories: the half-written checkpoint of a killed run is removed when the next run starts.
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=async_save,
-                                               create=True)
+                                               create=True, cleanup_tmp_directories=True)
         self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
     def save(self, state: TrainState, record: dict[str, Any]) -> None:
