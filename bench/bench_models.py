@@ -16,8 +16,8 @@ TINY_DIT = os.path.join(ROOT, "tests", "fixtures", "snapshots", "miniflux_tiny",
 
 
 def bench_dit(preset: str | None = None, layers: int | None = None, dtype=jnp.float32, **overrides) -> nnx.Module:
-    """The tiny snapshot's DiT (`preset` None) or `configs/<preset>.py`'s architecture, randomly initialised with
-    each block stack cut to `layers`; `overrides` are DiT config fields (e.g. remat_policy, scan_layers)."""
+    """The tiny snapshot's DiT (`preset` None) or release preset `<preset>`'s architecture (presets.py), randomly
+    initialised with each block stack cut to `layers`; `overrides` are DiT config fields (e.g. remat_policy, scan_layers)."""
     if preset is None:
         return pyramid_jax.load_dit(TINY_DIT, dtype=dtype, **overrides)
     config = load_preset(preset).dit.replace(**overrides)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from typing import Any, Callable, Sequence
 
 import jax
@@ -17,23 +16,21 @@ import numpy as np
 from jax.sharding import Mesh
 
 from pyramid_jax import validation
-from pyramid_jax.dit.config import FluxConfig, MMDiTConfig
+from pyramid_jax.dit.families import denormalize_latents, family_of_config, normalize_latents
 from pyramid_jax.dit.load import DIT, load_dit, read_dit_config
 from pyramid_jax.errors import ArgumentError
 from pyramid_jax.presets import ModelPreset, find_preset
 from pyramid_jax.sampling.noise import KeyNoise, NoiseSource
 from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning, guidance_rows
 from pyramid_jax.sampling.scheduler import PyramidFlowScheduler
-from pyramid_jax.text.encoder import FAMILIES, load_text_encoder
+from pyramid_jax.snapshot import Snapshot
+from pyramid_jax.text.encoder import load_text_encoder
 from pyramid_jax.text.load import TEXT
-from pyramid_jax.vae.latents import denormalize_latents, normalize_latents
 from pyramid_jax.vae.load import VAE, load_vae
 
 DEFAULT_NEGATIVE_PROMPT = ("cartoon style, worst quality, low quality, blurry, absolute black, absolute white, "
                            "low res, extra limbs, extra digits, misplaced objects, mutated anatomy, monochrome, horror")
 PROMPT_SUFFIX = ", hyper quality, Ultra HD, 8K"  # appended to every positive prompt, as the reference does
-MODEL_NAMES = {FluxConfig.CLASS_NAME: "pyramid_flux", MMDiTConfig.CLASS_NAME: "pyramid_mmdit"}
-VAE_FOLDER = "causal_video_vae"
 OUTPUT_TYPES = ("pil", "np", "latent")
 
 
@@ -68,7 +65,7 @@ class PyramidFlowPipeline:
         self.mesh = mesh
 
     @classmethod
-    def from_pretrained(cls, path: str, variant: str = "diffusion_transformer_384p", dtype=jnp.bfloat16,
+    def from_pretrained(cls, path: str | Snapshot, variant: str = "diffusion_transformer_384p", dtype=jnp.bfloat16,
                         mesh: Mesh | None = None, *, low_memory: bool = False,
                         allow_pickle: bool = False) -> "PyramidFlowPipeline":
         """A pipeline on snapshot `path` (released torch layout or converted by `convert_torch_weights.py`).
@@ -79,32 +76,20 @@ class PyramidFlowPipeline:
         devices. `low_memory` releases each model after use, so that only one of text encoder, DiT and VAE is
         resident at a time (each call then reloads them).
         """
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"snapshot folder {path} does not exist")
-        dit_path = os.path.join(path, variant)
-        if not os.path.isfile(os.path.join(dit_path, "config.json")):
-            found = sorted(d for d in os.listdir(path) if d.startswith("diffusion_transformer"))
-            raise FileNotFoundError(f"snapshot {path} has no DiT variant {variant!r} (no {variant}/config.json); "
-                                    f"it has {found or 'no diffusion_transformer_* folder'}")
+        snapshot = Snapshot(path)
+        dit_path = snapshot.dit(variant)
         config = read_dit_config(dit_path)
-        model_name = MODEL_NAMES[config.CLASS_NAME]
-        if not os.path.isdir(os.path.join(path, VAE_FOLDER)):
-            raise FileNotFoundError(f"snapshot {path} has no {VAE_FOLDER}/ folder")
-        family = FAMILIES[model_name]
-        for suffix in (*family.clips, family.t5):
-            for kind in ("tokenizer", "text_encoder"):
-                if not os.path.isdir(os.path.join(path, kind + suffix)):
-                    raise FileNotFoundError(f"snapshot {path} has no {kind + suffix}/ folder, which {model_name} needs")
-
-        for kind, folder in ((DIT, dit_path), (VAE, os.path.join(path, VAE_FOLDER)),
-                             *((TEXT, os.path.join(path, "text_encoder" + s)) for s in (*family.clips, family.t5))):
+        model_name = family_of_config(config).name
+        vae_path = snapshot.vae
+        _, text_paths = snapshot.text_folders(model_name)
+        for kind, folder in ((DIT, dit_path), (VAE, vae_path), *((TEXT, p) for p in text_paths)):
             kind.check(folder, allow_pickle)  # a bad config.json or unreadable weights fail now, not after sampling
         keep = not low_memory
         kw = dict(mesh=mesh, allow_pickle=allow_pickle)
         return cls(model_name, variant, config.latent_channels,
-                   _Component(lambda: load_text_encoder(path, model_name, dtype, **kw), keep),
+                   _Component(lambda: load_text_encoder(snapshot, model_name, dtype, **kw), keep),
                    _Component(lambda: load_dit(dit_path, dtype, **kw), keep),
-                   _Component(lambda: load_vae(os.path.join(path, VAE_FOLDER), dtype, **kw), keep),
+                   _Component(lambda: load_vae(vae_path, dtype, **kw), keep),
                    find_preset(model_name, variant), mesh=mesh)
 
     # -- entry points ---------------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from typing import Protocol
 import ml_dtypes
 import numpy as np
 
+from pyramid_jax.io.torch_file import StoredTensor, TorchFile, TorchFileError
+
 SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "I64": "int64",
                       "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
 
@@ -87,28 +89,26 @@ def _entry(path: str, key: str, info) -> tuple[int, int, str, tuple[int, ...]]:
 
 
 class TorchBinSource:
-    """A pickled torch `.bin` state dict (needs torch; loaded with `weights_only=True`, memory-mapped)."""
+    """Pickled torch `.bin` state dicts, read without torch by the restricted unpickler of `io/torch_file.py` (which
+    loads tensors and nothing else); tensors are read one at a time."""
 
     def __init__(self, files: list[str]):
-        try:
-            import torch
-        except ImportError:
-            raise ImportError("reading pickled .bin checkpoints needs torch (pip install torch); "
-                              "or convert the checkpoint to .safetensors first") from None
-        self._tensors = {}
+        self._index: dict[str, tuple[TorchFile, StoredTensor]] = {}
         for path in files:
-            self._tensors.update(torch.load(path, map_location="cpu", weights_only=True, mmap=True))
+            file = TorchFile(path)
+            if not isinstance(file.obj, dict) or not all(isinstance(t, StoredTensor) for t in file.obj.values()):
+                raise TorchFileError(f"{path} is not a state dict (a dict of tensors)")
+            for key, tensor in file.obj.items():
+                if key in self._index:
+                    raise ValueError(f"tensor {key!r} appears in more than one of {files}")
+                self._index[key] = (file, tensor)
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        return {k: tuple(v.shape) for k, v in self._tensors.items()}
+        return {k: t.shape for k, (_, t) in self._index.items()}
 
     def read(self, key: str) -> np.ndarray:
-        import torch
-
-        t = self._tensors[key]
-        if t.dtype == torch.bfloat16:
-            return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
-        return t.numpy()
+        file, tensor = self._index[key]
+        return file.read(tensor)
 
 
 def weight_files(folder: str, *, allow_pickle: bool = False) -> tuple[str, list[str]]:
@@ -122,7 +122,7 @@ def weight_files(folder: str, *, allow_pickle: bool = False) -> tuple[str, list[
     if bins:
         if not allow_pickle:
             raise ValueError(f"{folder} holds only pickled .bin weights ({os.path.basename(bins[0])}); pass "
-                             "allow_pickle=True (CLI: --allow-pickle) to read them with torch")
+                             "allow_pickle=True (CLI: --allow-pickle) to read them (tensors only, no code is run)")
         return "bin", bins
     raise FileNotFoundError(f"no .safetensors or .bin weights in {folder}")
 

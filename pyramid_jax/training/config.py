@@ -30,7 +30,6 @@ class TrainConfig:
     snapshot: str  # a Pyramid Flow snapshot folder (released torch layout or converted)
     variant: str = "diffusion_transformer_384p"  # the DiT subfolder trained
     from_scratch: bool = False  # initialise the DiT randomly from the folder's config.json instead of its weights
-    model_name: str = "pyramid_flux"  # text-encoder family, for the empty-prompt encoding of caption dropout
     compute_dtype: str = "bfloat16"  # matmul dtype; master weights and optimizer state stay float32
     output_dir: str = "out/train"  # checkpoints go to <output_dir>/checkpoints
     max_to_keep: int = 3
