@@ -81,7 +81,7 @@ def parse_args(argv):
                    "(default: $JAX_COMPILATION_CACHE_DIR or ~/.cache/pyramid_jax/xla)")
     p.add_argument("--no-compile-cache", action="store_true", help="compile everything afresh, save nothing")
     p.add_argument("--allow-pickle", action="store_true",
-                   help="read pickled .bin weights (the released snapshot's VAE) with torch")
+                   help="read pickled .bin weights (the released snapshot's VAE; tensors only, no code is run)")
     from pyramid_jax.errors import add_debug_flag
 
     add_debug_flag(p)

@@ -175,7 +175,8 @@ class PyramidSampler:
         per unit, history and the unit together: older frames drop out, so past `window` units the token count and
         the program stay the same. `callback(unit, temp)` runs before each generated unit, `on_unit(video so far)`
         after it (e.g. to save progress). Generated unit i draws `noise(i)`. Histories are padded to
-        `history_buckets` of the frames the DiT sees (unless `pad_history` is off).
+        `history_buckets` of the frames the DiT sees (unless `pad_history` is off). Latents that turn NaN or
+        infinite raise `NonFiniteError` naming the unit.
         """
         frames = [] if history is None else list(jnp.split(history.astype(text.embeds.dtype), history.shape[1], 1))
         buckets = history_buckets(temp if window is None else min(temp, window))
