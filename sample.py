@@ -73,6 +73,7 @@ def parse_args(argv):
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto", help="auto: bf16 on GPU/TPU, else fp32")
     p.add_argument("--low-memory", action="store_true",
                    help="one model resident at a time; VAE decodes 1 latent frame at a time with 256-pixel tiles")
+    p.add_argument("--attention-backend", help="auto (default), xla, blockwise, ...: see layers/attention.py")
     p.add_argument("--mesh", help="device mesh axes such as data=2,fsdp=4 (default: see Devices below)")
     p.add_argument("--compile-cache", metavar="DIR", help="persistent compilation cache folder "
                    "(default: $JAX_COMPILATION_CACHE_DIR or ~/.cache/pyramid_jax/xla)")
@@ -149,7 +150,7 @@ def main(argv=None) -> int:
         axes = parse_mesh_axes(args.mesh) if args.mesh else default_mesh_axes(rows, jax.device_count())
         mesh = make_mesh(**axes)
         pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, mesh,
-                                                   low_memory=args.low_memory)
+                                                   low_memory=args.low_memory, attention_backend=args.attention_backend)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
     if args.temp is None:

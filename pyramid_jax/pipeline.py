@@ -18,6 +18,7 @@ from jax.sharding import Mesh
 
 from pyramid_jax.dit.config import FluxConfig, MMDiTConfig
 from pyramid_jax.dit.load import load_dit, read_dit_config
+from pyramid_jax.layers.attention import check_backend
 from pyramid_jax.presets import ModelPreset, find_preset
 from pyramid_jax.sampling.noise import KeyNoise, NoiseSource
 from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning, guidance_rows
@@ -67,14 +68,15 @@ class PyramidFlowPipeline:
     @classmethod
     def from_pretrained(cls, path: str, variant: str = "diffusion_transformer_384p", dtype=jnp.bfloat16,
                         mesh: Mesh | None = None, *, low_memory: bool = False,
-                        allow_pickle: bool = False) -> "PyramidFlowPipeline":
+                        allow_pickle: bool = False, attention_backend: str | None = None) -> "PyramidFlowPipeline":
         """A pipeline on snapshot `path` (released torch layout or converted by `convert_torch_weights.py`).
 
         `variant` is the DiT folder (`diffusion_transformer_{384p,768p,image}`). Models are loaded on first use in
         `dtype`. With a `mesh`, weights are sharded by the rule table (DiT over fsdp / tensor) and the prompt batch
         (CFG rows, latents, noise) is split over data, so every model runs as one program over all of the mesh's
         devices. `low_memory` releases each model after use, so that only one of text encoder, DiT and VAE is
-        resident at a time (each call then reloads them).
+        resident at a time (each call then reloads them). `attention_backend` overrides the DiT config's (see
+        `layers/attention.py`; default: the config's, normally `auto`).
         """
         if not os.path.isdir(path):
             raise FileNotFoundError(f"snapshot folder {path} does not exist")
@@ -83,7 +85,8 @@ class PyramidFlowPipeline:
             found = sorted(d for d in os.listdir(path) if d.startswith("diffusion_transformer"))
             raise FileNotFoundError(f"snapshot {path} has no DiT variant {variant!r} (no {variant}/config.json); "
                                     f"it has {found or 'no diffusion_transformer_* folder'}")
-        config = read_dit_config(dit_path)
+        overrides = {} if attention_backend is None else {"attention_backend": check_backend(attention_backend)}
+        config = read_dit_config(dit_path, **overrides)
         model_name = MODEL_NAMES[config.CLASS_NAME]
         if not os.path.isdir(os.path.join(path, VAE_FOLDER)):
             raise FileNotFoundError(f"snapshot {path} has no {VAE_FOLDER}/ folder")
@@ -97,7 +100,7 @@ class PyramidFlowPipeline:
         kw = dict(mesh=mesh, allow_pickle=allow_pickle)
         return cls(model_name, variant, config.latent_channels,
                    _Component(lambda: load_text_encoder(path, model_name, dtype, **kw), keep),
-                   _Component(lambda: load_dit(dit_path, dtype, **kw), keep),
+                   _Component(lambda: load_dit(dit_path, dtype, **kw, **overrides), keep),
                    _Component(lambda: load_vae(os.path.join(path, VAE_FOLDER), dtype, **kw), keep),
                    find_preset(model_name, variant), mesh=mesh)
 

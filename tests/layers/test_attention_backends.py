@@ -9,6 +9,8 @@ import pytest
 
 from pyramid_jax.layers.attention import TokenMask, attention, auto_backend, available_backends
 from pyramid_jax.layers.attention_blockwise import blockwise_attention
+from pyramid_jax.layers import attention_splash
+from pyramid_jax.layers.attention_splash import splash_attention
 
 
 def _relative_error(a, b):
@@ -36,7 +38,8 @@ CASES = {
     "key_padding_frames": dict(batch=2, text=6, frames=2, per_frame=13, text_valid=(4, 1), key_padding=True),
 }
 
-BACKENDS = {"blockwise": functools.partial(blockwise_attention, q_block=16, k_block=8)}
+BACKENDS = {"blockwise": functools.partial(blockwise_attention, q_block=16, k_block=8),
+            "splash": functools.partial(splash_attention, interpret=True)}
 
 
 def _loss(fn, mask, q, k, v):
@@ -49,7 +52,7 @@ def _loss(fn, mask, q, k, v):
 def test_backend_matches_xla(backend, case):
     q, k, v, mask = _case(**CASES[case])
     want = attention(q, k, v, mask, "xla")
-    got = jax.jit(BACKENDS[backend], static_argnums=4)(q, k, v, mask, q.shape[-1] ** -0.5)
+    got = jax.jit(lambda q, k, v: BACKENDS[backend](q, k, v, mask, q.shape[-1] ** -0.5))(q, k, v)  # static mask
     assert _relative_error(got, want) < 1e-5
     xla = lambda q, k, v, mask, scale: attention(q, k, v, mask, "xla", scale=scale)  # noqa: E731
     grads_want = jax.grad(functools.partial(_loss, xla, mask), (0, 1, 2))(q, k, v)
@@ -85,15 +88,25 @@ def test_blockwise_holds_no_score_matrix():
         assert temp < n * n * 4 / 8, f"temp {temp} bytes"
 
 
+def test_splash_with_traced_frames_falls_back_to_blockwise(caplog):
+    attention_splash._log_once.cache_clear()
+    q, k, v, mask = _case(batch=1, text=3, frames=2, per_frame=7)
+    run = jax.jit(lambda q, frame: splash_attention(q, k, v, mask._replace(frame=frame), 8 ** -0.5, interpret=True))
+    assert _relative_error(run(q, mask.frame), attention(q, k, v, mask, "xla")) < 1e-5
+    assert "blockwise backend runs instead" in caplog.text
+
+
 def test_backend_names_are_checked():
     q, k, v, mask = _case(batch=1, text=2, frames=1, per_frame=6)
     with pytest.raises(ValueError, match=r"unknown.*available: \['auto', 'xla', 'blockwise'"):
         attention(q, k, v, mask, "magic")
-    assert "xla" in available_backends("cpu") and "blockwise" in available_backends("tpu")
+    with pytest.raises(ValueError, match=r"'splash' is not available on platform 'cpu'; available: \['auto', 'xla'"):
+        attention(q, k, v, mask, "splash")
+    assert available_backends("tpu") == ["auto", "xla", "blockwise", "splash"]
 
 
 def test_auto_choice():
-    small, large = jnp.zeros((1, 256, 2, 8)), jax.ShapeDtypeStruct((2, 8192, 8, 8), jnp.float32)
+    small, large = jnp.zeros((1, 256, 2, 8)), jax.ShapeDtypeStruct((2, 1024, 4, 8), jnp.float32)
     assert auto_backend(small, None, "cpu") == "xla"
     assert auto_backend(large, None, "cpu") == "blockwise"
     assert auto_backend(small, jnp.zeros((1, 2, 256, 256)), "cpu") == "xla"  # only xla takes a bias

@@ -1,0 +1,99 @@
+"""TPU attention backend: the Pallas splash-attention kernel driven by the `TokenMask` vectors.
+
+Padding goes in as segment ids (pad sees only pad). The frame-causal rule becomes a block-sparse computable mask:
+with tokens ordered by frame (a static permutation; attention is permutation-equivariant), query i may attend
+key j iff j < end of i's frame group, so the kernel gets one int per query (`q_sequence`), never an `[N, N]`
+array, and skips the tiles above the block staircase. This needs the frame ids at trace time; traced frame ids
+fall back to the blockwise backend (logged once).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as splash
+from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as splash_mask
+
+from pyramid_jax.layers.attention_blockwise import blockwise_attention
+
+log = logging.getLogger(__name__)
+BLOCK = 512  # kernel tile; sequences are padded to a multiple of it (of 128 when shorter)
+_PAD_SEGMENT = -1  # internal padding tokens: a segment of their own
+
+
+class FrameCausalMask(splash_mask._ComputableMask):
+    """Key j is allowed for query i iff j < `frame_end[i]` (tokens sorted by frame)."""
+
+    def __init__(self, frame_end: np.ndarray):
+        super().__init__((len(frame_end), len(frame_end)), lambda q_end, kv_ids: kv_ids < q_end)
+        self.q_sequence = frame_end.astype(np.int32)
+
+    def __eq__(self, other: object):
+        return isinstance(other, FrameCausalMask) and np.array_equal(self.q_sequence, other.q_sequence)
+
+    def __hash__(self):
+        return hash((type(self), self.q_sequence.tobytes()))
+
+
+@functools.cache
+def _log_once(message: str) -> None:
+    log.warning(message)
+
+
+def _static(x) -> np.ndarray | None:
+    """`x` as a numpy array when it is known at trace time, else None."""
+    try:
+        return np.asarray(x)
+    except jax.errors.TracerArrayConversionError:
+        return None
+
+
+def _kernel(frame_end: np.ndarray, heads: int, block: int, interpret: bool):
+    mask = splash_mask.MultiHeadMask([FrameCausalMask(frame_end)] * heads)
+    sizes = splash.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block, block_q_dkv=block,
+                              block_kv_dkv=block, block_kv_dkv_compute=block, block_q_dq=block, block_kv_dq=block)
+    return splash.make_splash_mha_single_device(mask, block_sizes=sizes, interpret=interpret)
+
+
+def splash_attention(q, k, v, mask, scale: float, bias=None, *, interpret: bool = False):
+    """The `attention()` backend for q, k, v `[B, N, H, d]`; `interpret` runs the kernel in Pallas interpret mode
+    (any platform, for tests)."""
+    if bias is not None:
+        raise ValueError("attention backend 'splash' takes no logit bias; use backend 'xla' for biased attention")
+    b, n, h, _ = q.shape
+    frame = np.zeros(n, np.int32) if mask.frame is None else _static(mask.frame)
+    if frame is None:
+        _log_once("splash attention needs the frame ids at trace time; these are traced, so the blockwise "
+                  "backend runs instead")
+        return blockwise_attention(q, k, v, mask, scale)
+    order = np.argsort(frame, kind="stable")
+    ends = np.searchsorted(frame[order], frame[order], side="right")  # end of each token's frame group, in sorted order
+    block = min(BLOCK, -(-n // 128) * 128)
+    n_pad = -(-n // block) * block
+    frame_end = np.concatenate([ends, np.full(n_pad - n, n_pad)]).astype(np.int32)
+
+    k_valid = jnp.broadcast_to(mask.valid, (b, n))
+    q_valid = k_valid if mask.query_valid is None else jnp.broadcast_to(mask.query_valid, (b, n))
+
+    def prepare(x, fill):  # sort by frame, pad to the tile multiple
+        x = jnp.take(x, order, axis=1)
+        return jnp.pad(x, [(0, 0), (0, n_pad - n)] + [(0, 0)] * (x.ndim - 2), constant_values=fill)
+
+    q_seg, kv_seg = (prepare(x.astype(jnp.int32), _PAD_SEGMENT) for x in (q_valid, k_valid))
+    heads_first = lambda x: jnp.moveaxis(prepare(x, 0), 2, 1)  # noqa: E731  [B, H, N_pad, d]
+    kernel = _kernel(frame_end, h, block, interpret)
+    out = jax.vmap(lambda q, k, v, qs, ks: kernel(q, k, v, segment_ids=splash.SegmentIds(qs, ks)))(
+        heads_first(q * jnp.asarray(scale, q.dtype)), heads_first(k), heads_first(v), q_seg, kv_seg)
+    out = jnp.moveaxis(out, 1, 2)[:, np.argsort(order)]
+    return jnp.where(_has_key(q_valid, k_valid, frame)[..., None, None], out, jnp.nan)
+
+
+def _has_key(q_valid, k_valid, frame):
+    """`[B, N]`: whether query i has any allowed key (the kernel's softmax is undefined where it has none)."""
+    first = jnp.where(k_valid[:, None, :] == jnp.asarray([False, True])[None, :, None], frame, np.iinfo(np.int32).max)
+    first = first.min(-1)  # [B, 2]: earliest key frame of each validity
+    return jnp.take_along_axis(first, q_valid.astype(jnp.int32), axis=1) <= frame
