@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from pyramid_jax.layers.attention_blockwise import blockwise_attention
+from pyramid_jax.layers.attention_cudnn import cudnn_attention
 from pyramid_jax.layers.attention_splash import splash_attention
 
 
@@ -62,6 +63,7 @@ ATTENTION_BACKENDS: dict[str, Backend] = {
     "xla": Backend(_xla_attention),
     "blockwise": Backend(blockwise_attention),
     "splash": Backend(splash_attention, ("tpu",)),
+    "cudnn": Backend(cudnn_attention, ("gpu",)),
 }
 # Every name a config may hold: the backends plus the automatic per-platform choice.
 BACKEND_NAMES = ("auto", *ATTENTION_BACKENDS)

@@ -9,9 +9,6 @@ fall back to the blockwise backend (logged once).
 
 from __future__ import annotations
 
-import functools
-import logging
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,8 +16,8 @@ from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_ke
 from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as splash_mask
 
 from pyramid_jax.layers.attention_blockwise import blockwise_attention
+from pyramid_jax.layers.attention_fallback import log_once, static_array
 
-log = logging.getLogger(__name__)
 BLOCK = 512  # kernel tile; sequences are padded to a multiple of it (of 128 when shorter)
 _PAD_SEGMENT = -1  # internal padding tokens: a segment of their own
 
@@ -39,19 +36,6 @@ class FrameCausalMask(splash_mask._ComputableMask):
         return hash((type(self), self.q_sequence.tobytes()))
 
 
-@functools.cache
-def _log_once(message: str) -> None:
-    log.warning(message)
-
-
-def _static(x) -> np.ndarray | None:
-    """`x` as a numpy array when it is known at trace time, else None."""
-    try:
-        return np.asarray(x)
-    except jax.errors.TracerArrayConversionError:
-        return None
-
-
 def _kernel(frame_end: np.ndarray, heads: int, block: int, interpret: bool):
     mask = splash_mask.MultiHeadMask([FrameCausalMask(frame_end)] * heads)
     sizes = splash.BlockSizes(block_q=block, block_kv=block, block_kv_compute=block, block_q_dkv=block,
@@ -65,9 +49,9 @@ def splash_attention(q, k, v, mask, scale: float, bias=None, *, interpret: bool 
     if bias is not None:
         raise ValueError("attention backend 'splash' takes no logit bias; use backend 'xla' for biased attention")
     b, n, h, _ = q.shape
-    frame = np.zeros(n, np.int32) if mask.frame is None else _static(mask.frame)
+    frame = np.zeros(n, np.int32) if mask.frame is None else static_array(mask.frame)
     if frame is None:
-        _log_once("splash attention needs the frame ids at trace time; these are traced, so the blockwise "
+        log_once("splash attention needs the frame ids at trace time; these are traced, so the blockwise "
                   "backend runs instead")
         return blockwise_attention(q, k, v, mask, scale)
     order = np.argsort(frame, kind="stable")

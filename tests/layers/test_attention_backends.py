@@ -9,7 +9,8 @@ import pytest
 
 from pyramid_jax.layers.attention import TokenMask, attention, auto_backend, available_backends
 from pyramid_jax.layers.attention_blockwise import blockwise_attention
-from pyramid_jax.layers import attention_splash
+from pyramid_jax.layers.attention_cudnn import cudnn_attention, fallback_reason, segment_attention
+from pyramid_jax.layers import attention_fallback
 from pyramid_jax.layers.attention_splash import splash_attention
 
 
@@ -89,11 +90,40 @@ def test_blockwise_holds_no_score_matrix():
 
 
 def test_splash_with_traced_frames_falls_back_to_blockwise(caplog):
-    attention_splash._log_once.cache_clear()
+    attention_fallback.log_once.cache_clear()
     q, k, v, mask = _case(batch=1, text=3, frames=2, per_frame=7)
     run = jax.jit(lambda q, frame: splash_attention(q, k, v, mask._replace(frame=frame), 8 ** -0.5, interpret=True))
     assert _relative_error(run(q, mask.frame), attention(q, k, v, mask, "xla")) < 1e-5
     assert "blockwise backend runs instead" in caplog.text
+
+
+def _length_kernel(q, k, v, q_len, kv_len, scale):
+    """Stands in for cuDNN on CPU: the same length-masked call through XLA."""
+    return jax.nn.dot_product_attention(q, k, v, scale=scale, query_seq_lengths=q_len, key_value_seq_lengths=kv_len,
+                                        implementation="xla")
+
+
+@pytest.mark.parametrize("key_padding", [False, True])
+def test_cudnn_mask_translation_matches_xla(key_padding):
+    """Padding as sequence lengths of tokens sorted by validity, one call per validity, pads scattered about."""
+    q, k, v, _ = _case(batch=3, text=0, frames=1, per_frame=29, seed=1)
+    valid = jnp.asarray(np.random.default_rng(2).random((3, 29)) < 0.7).at[2].set(key_padding is False)
+    mask = TokenMask.key_padding(valid) if key_padding else TokenMask(valid)
+    query_valid = valid if mask.query_valid is None else mask.query_valid
+    got = jax.jit(segment_attention, static_argnums=(5, 6))(q, k, v, query_valid, valid, 8 ** -0.5, _length_kernel)
+    want = attention(q, k, v, mask, "xla")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = ~np.isnan(want)
+    assert np.max(np.abs(got[finite] - want[finite])) / np.max(np.abs(want[finite])) < 1e-5
+
+
+def test_cudnn_falls_back_where_it_cannot_be_exact():
+    q, k, v, mask = _case(batch=2, text=4, frames=3, per_frame=5, text_valid=(2, 3))
+    assert "fp16/bf16" in fallback_reason(q, mask)
+    assert "frame-causal" in fallback_reason(q.astype(jnp.bfloat16), mask)
+    assert fallback_reason(q.astype(jnp.bfloat16), mask._replace(frame=jnp.zeros(19, jnp.int32))) is None
+    got = jax.jit(lambda q, k, v: cudnn_attention(q, k, v, mask, 8 ** -0.5))(q, k, v)  # fp32: blockwise
+    assert _relative_error(got, attention(q, k, v, mask, "xla")) < 1e-5
 
 
 def test_backend_names_are_checked():
@@ -103,10 +133,12 @@ def test_backend_names_are_checked():
     with pytest.raises(ValueError, match=r"'splash' is not available on platform 'cpu'; available: \['auto', 'xla'"):
         attention(q, k, v, mask, "splash")
     assert available_backends("tpu") == ["auto", "xla", "blockwise", "splash"]
+    assert available_backends("gpu") == ["auto", "xla", "blockwise", "cudnn"]
 
 
 def test_auto_choice():
     small, large = jnp.zeros((1, 256, 2, 8)), jax.ShapeDtypeStruct((2, 1024, 4, 8), jnp.float32)
     assert auto_backend(small, None, "cpu") == "xla"
     assert auto_backend(large, None, "cpu") == "blockwise"
+    assert auto_backend(small, None, "gpu") == "cudnn" and auto_backend(small, None, "tpu") == "splash"
     assert auto_backend(small, jnp.zeros((1, 2, 256, 256)), "cpu") == "xla"  # only xla takes a bias
