@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from pyramid_jax.layers.attention_blockwise import blockwise_attention
 from pyramid_jax.layers.attention_cudnn import cudnn_attention
 from pyramid_jax.layers.attention_splash import splash_attention
+from pyramid_jax.layers.attention_ulysses import sequence_parallel_attention
 
 
 class TokenMask(NamedTuple):
@@ -106,10 +107,18 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: TokenMask, backend
 
     `scale` defaults to 1/sqrt(d); `bias` is an additive logit bias broadcastable to `[B, H, N, N]` (T5's relative
     position bias), added in float32. `backend` is a name of `available_backends()`; `auto` picks per platform.
+    Traced under a mesh (`parallel/rules.py`), a backend other than xla runs per device by `shard_map`, with an
+    all-to-all from token to head parallelism when the tokens are split (`attention_ulysses.py`).
     """
     platform = jax.default_backend()
     backend = check_backend(backend, platform)
     if backend == "auto":
         backend = auto_backend(q, bias, platform)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return ATTENTION_BACKENDS[backend].fn(q, k, v, mask, scale, bias)
+    fn = ATTENTION_BACKENDS[backend].fn
+    mesh = jax.sharding.get_abstract_mesh()
+    if backend == "xla" or mesh.empty:
+        return fn(q, k, v, mask, scale, bias)
+    if bias is not None:
+        raise ValueError(f"attention backend {backend!r} takes no logit bias; use backend 'xla' for biased attention")
+    return sequence_parallel_attention(lambda *args: fn(*args, None), q, k, v, mask, scale, mesh)
