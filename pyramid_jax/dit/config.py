@@ -22,6 +22,9 @@ class FluxConfig(FrozenConfig):
     # The Flux code stores but never reads `interp_condition_pos`: its condition positions are always interpolated.
     IGNORED_FIELDS: ClassVar[frozenset[str]] = _REFERENCE_ONLY_FIELDS | {"interp_condition_pos"}
     CLASS_NAME: ClassVar[str] = "PyramidFluxTransformer"
+    REQUIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({
+        "in_channels", "num_layers", "num_single_layers", "attention_head_dim", "num_attention_heads",
+        "joint_attention_dim", "pooled_projection_dim"})
 
     patch_size: int = 1
     in_channels: int = 64
@@ -66,6 +69,9 @@ class MMDiTConfig(FrozenConfig):
     # `use_t5_mask` is stored but never read by the reference: the text mask is always applied.
     IGNORED_FIELDS: ClassVar[frozenset[str]] = _REFERENCE_ONLY_FIELDS | {"use_t5_mask"}
     CLASS_NAME: ClassVar[str] = "PyramidDiffusionMMDiT"
+    REQUIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({
+        "in_channels", "num_layers", "attention_head_dim", "num_attention_heads", "caption_projection_dim",
+        "joint_attention_dim", "pooled_projection_dim"})
 
     sample_size: int = 128
     patch_size: int = 2

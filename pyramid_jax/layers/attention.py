@@ -11,6 +11,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from pyramid_jax.errors import ArgumentError
 from pyramid_jax.layers.attention_blockwise import blockwise_attention
 from pyramid_jax.layers.attention_cudnn import cudnn_attention
 from pyramid_jax.layers.attention_splash import splash_attention
@@ -54,7 +55,7 @@ def _xla_attention(q, k, v, mask: TokenMask, scale: float, bias: jax.Array | Non
 
 
 class Backend(NamedTuple):
-    """An attention implementation and the platforms (`jax.default_backend()` names) it runs on."""
+    """An attention implementation and the platforms (`current_platform()` names) it runs on."""
 
     fn: Callable
     platforms: tuple[str, ...] = ("cpu", "gpu", "tpu")
@@ -75,30 +76,38 @@ BACKEND_NAMES = ("auto", *ATTENTION_BACKENDS)
 CPU_XLA_MAX_SCORE_BYTES = 16 << 20
 
 
+def current_platform() -> str:
+    """The platform being compiled for: that of the mesh being traced under (a TPU topology compiled ahead of time
+    on a CPU host is `tpu`), else `jax.default_backend()`."""
+    mesh = jax.sharding.get_abstract_mesh()
+    device = None if mesh.empty else mesh.abstract_device
+    platform = jax.default_backend() if device is None else device.platform
+    return "gpu" if platform in ("cuda", "rocm") else platform
+
+
 def available_backends(platform: str | None = None) -> list[str]:
-    """Backend names that run on `platform` (default: `jax.default_backend()`), `auto` first."""
-    platform = platform or jax.default_backend()
+    """Backend names that run on `platform` (default: `current_platform()`), `auto` first."""
+    platform = platform or current_platform()
     return ["auto"] + [name for name, b in ATTENTION_BACKENDS.items() if platform in b.platforms]
 
 
 def check_backend(name: str, platform: str | None = None) -> str:
-    """`name` if it can run on `platform` (default: `jax.default_backend()`), else an error naming the ones that can."""
-    platform = platform or jax.default_backend()
+    """`name` if it can run on `platform` (default: `current_platform()`), else an error naming the ones that can."""
+    platform = platform or current_platform()
     if name not in available_backends(platform):
         known = "unknown" if name not in BACKEND_NAMES else f"not available on platform {platform!r}"
-        raise ValueError(f"attention backend {name!r} is {known}; available: {available_backends(platform)}")
+        raise ArgumentError(f"attention backend {name!r} is {known}; available: {available_backends(platform)}")
     return name
 
 
 def auto_backend(q: jax.Array, bias: jax.Array | None, platform: str | None = None) -> str:
     """The automatic choice: xla when there is a logit bias (only xla takes one) or, on CPU, while the score
     tensor is small; otherwise the platform's memory-bounded kernel."""
-    platform = platform or jax.default_backend()
+    platform = platform or current_platform()
     b, n, h, _ = q.shape
     if bias is not None or (platform == "cpu" and b * h * n * n * 4 <= CPU_XLA_MAX_SCORE_BYTES):
         return "xla"
-    fused = {"gpu": "cudnn", "tpu": "splash"}.get(platform, "blockwise")
-    return fused if fused in ATTENTION_BACKENDS else "blockwise"
+    return {"gpu": "cudnn", "tpu": "splash"}.get(platform, "blockwise")
 
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: TokenMask, backend: str = "auto", *,
@@ -110,7 +119,7 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: TokenMask, backend
     Traced under a mesh (`parallel/rules.py`), a backend other than xla runs per device by `shard_map`, with an
     all-to-all from token to head parallelism when the tokens are split (`attention_ulysses.py`).
     """
-    platform = jax.default_backend()
+    platform = current_platform()
     backend = check_backend(backend, platform)
     if backend == "auto":
         backend = auto_backend(q, bias, platform)

@@ -3,8 +3,8 @@
 Padding goes in as segment ids (pad sees only pad). The frame-causal rule becomes a block-sparse computable mask:
 with tokens ordered by frame (a static permutation; attention is permutation-equivariant), query i may attend
 key j iff j < end of i's frame group, so the kernel gets one int per query (`q_sequence`), never an `[N, N]`
-array, and skips the tiles above the block staircase. This needs the frame ids at trace time; traced frame ids
-fall back to the blockwise backend (logged once).
+array, and skips the tiles above the block staircase. Frame ids known only at run time (bucketed programs) get
+the same mask with every tile computed.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import numpy as np
 from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_kernel as splash
 from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as splash_mask
 
-from pyramid_jax.layers.attention_blockwise import blockwise_attention
-from pyramid_jax.layers.attention_fallback import log_once, static_array
+from pyramid_jax.layers.attention_fallback import static_array
 
 BLOCK = 512  # kernel tile; sequences are padded to a multiple of it (of 128 when shorter)
 _PAD_SEGMENT = -1  # internal padding tokens: a segment of their own
@@ -43,22 +42,37 @@ def _kernel(frame_end: np.ndarray, heads: int, block: int, interpret: bool):
     return splash.make_splash_mha_single_device(mask, block_sizes=sizes, interpret=interpret)
 
 
-def splash_attention(q, k, v, mask, scale: float, bias=None, *, interpret: bool = False):
+def _runtime_kernel(frame_end: jax.Array, heads: int, block: int, interpret: bool):
+    """A kernel for frame ends known only at run time: built from a template whose every tile is partial (each
+    tile holds a row with no key and a row with all keys), so no tile is skipped or taken whole, and the mask
+    function reads the runtime `frame_end` instead of the template's."""
+    n_pad = frame_end.shape[0]
+    template = np.full(n_pad, n_pad, np.int32)
+    template[::block] = 0
+    kernel = _kernel(template, heads, block, interpret)
+    ends = lambda info: None if info is None else info._replace(q_sequence=frame_end)  # noqa: E731
+    return splash.SplashAttentionKernel(ends(kernel.fwd_mask_info), ends(kernel.dq_mask_info),
+                                        ends(kernel.dkv_mask_info), **kernel.kwargs)
+
+
+def splash_attention(q, k, v, mask, scale: float, bias=None, *, interpret: bool = False, block: int = BLOCK):
     """The `attention()` backend for q, k, v `[B, N, H, d]`; `interpret` runs the kernel in Pallas interpret mode
-    (any platform, for tests)."""
+    (any platform, for tests); `block` (a multiple of 128) is the largest tile."""
     if bias is not None:
         raise ValueError("attention backend 'splash' takes no logit bias; use backend 'xla' for biased attention")
     b, n, h, _ = q.shape
-    frame = np.zeros(n, np.int32) if mask.frame is None else static_array(mask.frame)
-    if frame is None:
-        log_once("splash attention needs the frame ids at trace time; these are traced, so the blockwise "
-                  "backend runs instead")
-        return blockwise_attention(q, k, v, mask, scale)
-    order = np.argsort(frame, kind="stable")
-    ends = np.searchsorted(frame[order], frame[order], side="right")  # end of each token's frame group, in sorted order
-    block = min(BLOCK, -(-n // 128) * 128)
+    block = min(block, -(-n // 128) * 128)
     n_pad = -(-n // block) * block
-    frame_end = np.concatenate([ends, np.full(n_pad - n, n_pad)]).astype(np.int32)
+    frame = np.zeros(n, np.int32) if mask.frame is None else static_array(mask.frame)
+    if frame is not None:  # static: the kernel skips the tiles the frame rule masks whole
+        order = np.argsort(frame, kind="stable")
+        ends = np.searchsorted(frame[order], frame[order], side="right")  # end of each token's frame group
+        kernel = _kernel(np.concatenate([ends, np.full(n_pad - n, n_pad)]).astype(np.int32), h, block, interpret)
+    else:
+        frame = mask.frame.astype(jnp.int32)
+        order = jnp.argsort(frame, stable=True)
+        ends = jnp.searchsorted(frame[order], frame[order], side="right").astype(jnp.int32)
+        kernel = _runtime_kernel(jnp.concatenate([ends, jnp.full(n_pad - n, n_pad, jnp.int32)]), h, block, interpret)
 
     k_valid = jnp.broadcast_to(mask.valid, (b, n))
     q_valid = k_valid if mask.query_valid is None else jnp.broadcast_to(mask.query_valid, (b, n))
@@ -69,10 +83,9 @@ def splash_attention(q, k, v, mask, scale: float, bias=None, *, interpret: bool 
 
     q_seg, kv_seg = (prepare(x.astype(jnp.int32), _PAD_SEGMENT) for x in (q_valid, k_valid))
     heads_first = lambda x: jnp.moveaxis(prepare(x, 0), 2, 1)  # noqa: E731  [B, H, N_pad, d]
-    kernel = _kernel(frame_end, h, block, interpret)
     out = jax.vmap(lambda q, k, v, qs, ks: kernel(q, k, v, segment_ids=splash.SegmentIds(qs, ks)))(
         heads_first(q * jnp.asarray(scale, q.dtype)), heads_first(k), heads_first(v), q_seg, kv_seg)
-    out = jnp.moveaxis(out, 1, 2)[:, np.argsort(order)]
+    out = jnp.moveaxis(out, 1, 2)[:, jnp.argsort(order)]
     return jnp.where(_has_key(q_valid, k_valid, frame)[..., None, None], out, jnp.nan)
 
 

@@ -10,7 +10,6 @@ import pytest
 from pyramid_jax.layers.attention import TokenMask, attention, auto_backend, available_backends
 from pyramid_jax.layers.attention_blockwise import blockwise_attention
 from pyramid_jax.layers.attention_cudnn import cudnn_attention, fallback_reason, segment_attention
-from pyramid_jax.layers import attention_fallback
 from pyramid_jax.layers.attention_splash import splash_attention
 
 
@@ -89,12 +88,16 @@ def test_blockwise_holds_no_score_matrix():
         assert temp < n * n * 4 / 8, f"temp {temp} bytes"
 
 
-def test_splash_with_traced_frames_falls_back_to_blockwise(caplog):
-    attention_fallback.log_once.cache_clear()
-    q, k, v, mask = _case(batch=1, text=3, frames=2, per_frame=7)
-    run = jax.jit(lambda q, frame: splash_attention(q, k, v, mask._replace(frame=frame), 8 ** -0.5, interpret=True))
-    assert _relative_error(run(q, mask.frame), attention(q, k, v, mask, "xla")) < 1e-5
-    assert "blockwise backend runs instead" in caplog.text
+@pytest.mark.parametrize("traced", [False, True])
+def test_splash_tiles_with_static_and_runtime_frames(traced):
+    """Three 128-token tiles. Static frame ids: tiles above the staircase skipped; traced ones (bucketed programs,
+    shifted as by a leading pad frame): every tile computed, the mask read at run time."""
+    q, k, v, mask = _case(batch=2, text=3, frames=3, per_frame=100, text_valid=(1, 3))
+    frame = jnp.maximum(mask.frame - 1, 0) if traced else mask.frame
+    run = lambda q, frame: splash_attention(q, k, v, mask._replace(frame=frame), 8 ** -0.5,  # noqa: E731
+                                            interpret=True, block=128)
+    got = jax.jit(run)(q, frame) if traced else jax.jit(lambda q: run(q, frame))(q)
+    assert _relative_error(got, attention(q, k, v, mask._replace(frame=frame), "xla")) < 1e-5
 
 
 def _length_kernel(q, k, v, q_len, kv_len, scale):
