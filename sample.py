@@ -76,6 +76,7 @@ def parse_args(argv):
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto", help="auto: bf16 on GPU/TPU, else fp32")
     p.add_argument("--low-memory", action="store_true",
                    help="one model resident at a time; VAE decodes 1 latent frame at a time with 256-pixel tiles")
+    p.add_argument("--attention-backend", help="auto (default), xla, blockwise, ...: see layers/attention.py")
     p.add_argument("--mesh", help="device mesh axes such as data=2,fsdp=4 (default: see Devices below)")
     p.add_argument("--compile-cache", metavar="DIR", help="persistent compilation cache folder "
                    "(default: $JAX_COMPILATION_CACHE_DIR or ~/.cache/pyramid_jax/xla)")
@@ -186,7 +187,8 @@ def run(argv) -> int:
     mesh = make_mesh(**axes)
     pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, mesh, low_memory=args.low_memory,
                                                allow_pickle=args.allow_pickle,
-                                               lora=[parse_lora_arg(x) for x in args.lora])
+                                               lora=[parse_lora_arg(x) for x in args.lora],
+                                               attention_backend=args.attention_backend)
     if args.temp is None:
         args.temp = min(16, pipe.preset.max_temp) if pipe.preset is not None else 16
     if args.width is None or args.height is None:

@@ -20,6 +20,7 @@ from pyramid_jax.dit.families import denormalize_latents, family_of_config, norm
 from pyramid_jax.dit.load import DIT, load_dit, read_dit_config
 from pyramid_jax.errors import ArgumentError
 from pyramid_jax.io.clip import Clip, read_clip
+from pyramid_jax.layers.attention import check_backend
 from pyramid_jax.lora.files import check_loras, merge_loras
 from pyramid_jax.presets import ModelPreset, find_preset
 from pyramid_jax.sampling.noise import KeyNoise, NoiseSource
@@ -70,7 +71,8 @@ class PyramidFlowPipeline:
     @classmethod
     def from_pretrained(cls, path: str | Snapshot, variant: str = "diffusion_transformer_384p", dtype=jnp.bfloat16,
                         mesh: Mesh | None = None, *, low_memory: bool = False, allow_pickle: bool = False,
-                        lora: Sequence[tuple[str, float]] = ()) -> "PyramidFlowPipeline":
+                        lora: Sequence[tuple[str, float]] = (),
+                        attention_backend: str | None = None) -> "PyramidFlowPipeline":
         """A pipeline on snapshot `path` (released torch layout or converted by `convert_torch_weights.py`).
 
         `variant` is the DiT folder (`diffusion_transformer_{384p,768p,image}`). Models are loaded on first use in
@@ -79,11 +81,13 @@ class PyramidFlowPipeline:
         devices. `low_memory` releases each model after use, so that only one of text encoder, DiT and VAE is
         resident at a time (each call then reloads them). `lora`: `(folder, scale)` pairs of LoRA folders
         (written by a `train.py ... lora.rank=r` run) added into the DiT's weights as it loads; each is checked
-        against the DiT here, before any model loads.
+        against the DiT here, before any model loads. `attention_backend` overrides the DiT config's (see
+        `layers/attention.py`; default: the config's, normally `auto`).
         """
         snapshot = Snapshot(path)
         dit_path = snapshot.dit(variant)
-        config = read_dit_config(dit_path)
+        overrides = {} if attention_backend is None else {"attention_backend": check_backend(attention_backend)}
+        config = read_dit_config(dit_path, **overrides)
         model_name = family_of_config(config).name
         vae_path = snapshot.vae
         _, text_paths = snapshot.text_folders(model_name)
@@ -94,7 +98,7 @@ class PyramidFlowPipeline:
         kw = dict(mesh=mesh, allow_pickle=allow_pickle)
         return cls(model_name, variant, config.latent_channels,
                    _Component(lambda: load_text_encoder(snapshot, model_name, dtype, **kw), keep),
-                   _Component(lambda: merge_loras(load_dit(dit_path, dtype, **kw), loras, mesh), keep),
+                   _Component(lambda: merge_loras(load_dit(dit_path, dtype, **kw, **overrides), loras, mesh), keep),
                    _Component(lambda: load_vae(vae_path, dtype, **kw), keep),
                    find_preset(model_name, variant), mesh=mesh)
 

@@ -3,6 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from pyramid_jax.pipeline import PyramidFlowPipeline
 
@@ -94,3 +95,11 @@ def test_bad_i2v_inputs_and_snapshots_are_refused():
         PyramidFlowPipeline.from_pretrained(SNAPSHOT, variant="diffusion_transformer_768p")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         PyramidFlowPipeline.from_pretrained(SNAPSHOT + "_missing")
+
+
+def test_attention_backend_override():
+    pipe = PyramidFlowPipeline.from_pretrained(SNAPSHOT, dtype=jnp.float32, attention_backend="blockwise")
+    with pipe._dit.use() as dit:
+        assert {node.backend for _, node in nnx.iter_graph(dit) if hasattr(node, "backend")} == {"blockwise"}
+    with pytest.raises(ValueError, match=r"attention backend 'magic' is unknown; available: \['auto', 'xla'"):
+        PyramidFlowPipeline.from_pretrained(SNAPSHOT, attention_backend="magic")
