@@ -17,7 +17,6 @@ tokens, see `dit/inputs.py`), so each program is one SPMD program whose per-devi
 from __future__ import annotations
 
 import functools
-import math
 from typing import Callable, NamedTuple, Sequence
 
 import jax
@@ -27,7 +26,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from pyramid_jax.dit.tokens import ImageTokens, StageLayout
-from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, shard_batch
+from pyramid_jax.parallel.rules import axis_multiple, shard_batch
 from pyramid_jax.sampling.buckets import bucket_capacity, history_buckets
 from pyramid_jax.sampling.history import past_conditions
 from pyramid_jax.sampling.noise import NoiseSource, UnitNoise
@@ -118,7 +117,7 @@ def pad_batch(history: tuple[jax.Array, ...], noise: UnitNoise, text: TextCondit
               mesh: Mesh) -> tuple:
     """Samples repeated (the last one) until the DiT's rows (2B with guidance) split evenly over the mesh axes of
     `batch`: a batch they do not divide would otherwise be replicated. Pad results are dropped by the caller."""
-    shards = math.prod(mesh.shape[a] for a in dict(LOGICAL_AXIS_RULES)["batch"])
+    shards = axis_multiple("batch", mesh)
     batch = noise.latent.shape[0]
     rows = 2 if guided else 1
     extra = next(e for e in range(shards) if (batch + e) * rows % shards == 0)
