@@ -24,8 +24,8 @@ QK_NORM_EPS = 1e-5  # JointAttention's default, never overridden by the MMDiT (d
 def temporal_rope(layout: StageLayout, frame: jax.Array, text_len: int, head_dim: int, enabled: bool = True):
     """1-axis RoPE (cos, sin) over the whole head dim for [text ; image]: text at frame 0, image at its frame id.
 
-    The image tokens' frame ids `frame [N]` (masked lead tokens included) may be traced (gathered from a host-built table of the layout's frame
-    ids). Disabled (`add_temp_pos_embed=False`), every angle is 0, i.e. the rotation is the identity.
+    The image tokens' frame ids `frame [N]` (masked lead tokens included) may be traced: they are gathered from a
+    host-built table of the layout's frame ids. Disabled (`add_temp_pos_embed=False`), every angle is 0, i.e. the rotation is the identity.
     """
     table = rope_angles(np.arange(layout.num_frames, dtype=np.float32)[:, None], (head_dim,))
     frame = frame if enabled else jnp.zeros_like(frame)
