@@ -28,6 +28,7 @@ from jax.sharding import Mesh
 from pyramid_jax.dit.tokens import ImageTokens, StageLayout
 from pyramid_jax.parallel.rules import axis_multiple, shard_batch
 from pyramid_jax.sampling.buckets import bucket_capacity, history_buckets
+from pyramid_jax.sampling.finite import FiniteCheck
 from pyramid_jax.sampling.history import past_conditions
 from pyramid_jax.sampling.noise import NoiseSource, UnitNoise
 from pyramid_jax.sampling.pyramid import latent_pyramid, upsample_nearest_2x
@@ -182,31 +183,41 @@ class PyramidSampler:
 
     def video(self, text: TextConditioning, noise: NoiseSource, temp: int, num_inference_steps: Sequence[int],
               video_num_inference_steps: Sequence[int], guidance_scale: float, video_guidance_scale: float,
-              first_frame: jax.Array | None = None, callback: Callable[[int, int], None] | None = None,
-              unit_guidance_scales: Sequence[float] | None = None) -> jax.Array:
+              history: jax.Array | None = None, callback: Callable[[int, int], None] | None = None,
+              unit_guidance_scales: Sequence[float] | None = None, window: int | None = None,
+              on_unit: Callable[[jax.Array], None] | None = None) -> jax.Array:
         """`temp` latent frames `[B, temp, H, W, C]`.
 
         Text-to-video: frame 0 uses `num_inference_steps` and `guidance_scale`, later frames the `video_*` values.
-        Image-to-video (`first_frame [B, 1, H, W, C]` given): frame 0 is `first_frame`, and every generated frame
-        uses `video_num_inference_steps` and `video_guidance_scale` (guidance is still on iff `guidance_scale > 0`).
-        `unit_guidance_scales[u]`, when given, replaces both scales for unit u (the reference's linear guidance).
-        `callback(unit, temp)` runs before each generated unit. Generated unit i draws `noise(i)`. Histories are
-        padded to `history_buckets(temp)` (unless `pad_history` is off).
+        Given `history` `[B, T0, H, W, C]` (image-to-video: the image latent; extension: a clip's latents), those are
+        the first T0 frames, and every generated frame uses `video_num_inference_steps` and `video_guidance_scale`
+        (guidance is still on iff `guidance_scale > 0`). `unit_guidance_scales[u]`, when given, replaces both scales
+        for unit u (the reference's linear guidance). `window` (None: unbounded) caps the latent frames the DiT sees
+        per unit, history and the unit together: older frames drop out, so past `window` units the token count and
+        the program stay the same. `callback(unit, temp)` runs before each generated unit, `on_unit(video so far)`
+        after it (e.g. to save progress). Generated unit i draws `noise(i)`. Histories are padded to
+        `history_buckets` of the frames the DiT sees (unless `pad_history` is off).
         """
-        frames = [] if first_frame is None else [first_frame.astype(text.embeds.dtype)]
-        buckets = history_buckets(temp)
+        frames = [] if history is None else list(jnp.split(history.astype(text.embeds.dtype), history.shape[1], 1))
+        buckets = history_buckets(temp if window is None else min(temp, window))
         given = len(frames)
         guided = guidance_scale > 0  # the reference's switch, for both entry points
+        check_finite = FiniteCheck()
         for unit in range(len(frames), temp):
             if callback is not None:
                 callback(unit, temp)
             first = unit == 0
             scale = guidance_scale if first else video_guidance_scale
             scale = scale if unit_guidance_scales is None else unit_guidance_scales[unit]
-            stages = self.unit(frames, noise(unit - given), text,
+            seen = frames if window is None else frames[max(0, len(frames) - window + 1):]
+            stages = self.unit(seen, noise(unit - given), text,
                                num_inference_steps if first else video_num_inference_steps,
-                               scale if guided else None, bucket_capacity(unit, buckets) if self.pad_history else None)
+                               scale if guided else None, bucket_capacity(len(seen), buckets) if self.pad_history else None)
             frames.append(stages[-1])
+            check_finite(stages[-1], unit)
+            if on_unit is not None:
+                on_unit(jnp.concatenate(frames, axis=1))
+        check_finite.done()
         return jnp.concatenate(frames, axis=1)
 
     @staticmethod

@@ -158,7 +158,7 @@ def test_a_few_programs_per_video_reused_by_later_videos(temp, programs):
     assert 1 < compiled <= programs  # (a bucket shared with an earlier test's video is compiled already)
     sampler.video(text, toy_noise(1, temp), temp, [2, 2, 2], [1, 1, 1], 3.0, 2.0)  # other scales: same programs
     first = jnp.zeros((1, 1, 8, 8, 1))
-    sampler.video(text, toy_noise(1, temp), temp, [9, 9, 9], [1, 1, 1], 3.0, 2.0, first_frame=first)  # i2v
+    sampler.video(text, toy_noise(1, temp), temp, [9, 9, 9], [1, 1, 1], 3.0, 2.0, history=first)  # i2v
     assert PyramidSampler.num_programs() - before == compiled
 
 
@@ -188,3 +188,29 @@ def test_bad_calls_fail_before_any_work():
         sampler.video(toy_text(1, 0), noise, 2, [2, 2], [2, 2, 2], 0.0, 5.0)
     with pytest.raises(ValueError, match="negative prompts"):
         guidance_rows(toy_text(3, 0), toy_text(2, 1))
+
+
+def test_a_window_keeps_the_latest_frames_and_the_program_set_flat():
+    """Past `window` frames each unit sees only the latest window - 1 frames: one program from then on."""
+    sampler, noise = PyramidSampler(ToyDiT()), toy_noise(1)
+    text = guidance_rows(toy_text(1, 0), toy_text(1, 1))
+    whole = np.asarray(sampler.video(text, noise, 5, [2, 2, 2], [3, 1, 2], 7.0, 5.0))
+    before = PyramidSampler.num_programs()
+    seen = []
+    windowed = np.asarray(sampler.video(text, noise, 5, [2, 2, 2], [3, 1, 2], 7.0, 5.0, window=3,
+                                        on_unit=lambda video: seen.append(video.shape[1])))
+    assert PyramidSampler.num_programs() == before  # histories of 0, 1, 2 frames: compiled by the first video
+    assert seen == [1, 2, 3, 4, 5]
+    np.testing.assert_array_equal(windowed[:, :3], whole[:, :3])  # within the window: unchanged
+    assert not np.allclose(windowed[:, 3:], whole[:, 3:])
+    last = sampler.unit([jnp.asarray(windowed[:, 2:3]), jnp.asarray(windowed[:, 3:4])], noise(4), text, [3, 1, 2], 5.0)
+    np.testing.assert_array_equal(windowed[:, 4:], np.asarray(last[-1]))
+
+
+def test_given_history_continues_a_video_exactly():
+    sampler, noise = PyramidSampler(ToyDiT()), toy_noise(1)
+    text = guidance_rows(toy_text(1, 0), toy_text(1, 1))
+    whole = np.asarray(sampler.video(text, noise, 5, [2, 2, 2], [3, 1, 2], 7.0, 5.0))
+    rest = sampler.video(text, lambda i: noise(i + 2), 5, [3, 1, 2], [3, 1, 2], 7.0, 5.0,
+                         history=jnp.asarray(whole[:, :2]))
+    np.testing.assert_array_equal(np.asarray(rest), whole)
