@@ -212,7 +212,8 @@ class PyramidSampler:
             seen = frames if window is None else frames[max(0, len(frames) - window + 1):]
             stages = self.unit(seen, noise(unit - given), text,
                                num_inference_steps if first else video_num_inference_steps,
-                               scale if guided else None, bucket_capacity(len(seen), buckets) if self.pad_history else None)
+                               scale if guided else None,
+                               bucket_capacity(len(seen), buckets) if self.pad_history else None)
             frames.append(stages[-1])
             check_finite(stages[-1], unit)
             if on_unit is not None:
