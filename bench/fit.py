@@ -188,9 +188,7 @@ def train_step(config, shape: VideoShape, mesh, per_device: int, grad_accum: int
 
     n = per_device * grad_accum * mesh.devices.size
     latents = (n, shape.temp, shape.height, shape.width, config.latent_channels)
-    costs = {units: step_cost(step_config.objective, (n // grad_accum,) + latents[1:], TEXT_LEN, units, config)
-             for units in {stage_units(c, shape.temp) for c in range(shape.temp)}}
-    units = max(costs, key=lambda u: costs[u].tokens)
+    units, cost = busiest_units(step_config.objective, (n // grad_accum,) + latents[1:], config)
     batch = Batch(jax.ShapeDtypeStruct(latents, jnp.float32),
                   TextConditioning(jax.ShapeDtypeStruct((n, TEXT_LEN, config.joint_attention_dim), jnp.float32),
                                    jax.ShapeDtypeStruct((n, TEXT_LEN), jnp.int32),
@@ -199,8 +197,23 @@ def train_step(config, shape: VideoShape, mesh, per_device: int, grad_accum: int
     step = make_train_step(graphdef, step_config, state_shardings=shardings)
     start = time.perf_counter()
     memory, _ = compiled_memory(step.lower(on(state, shardings), batch_on(batch, mesh), key))
-    tokens = costs[units].tokens // (n // grad_accum) * per_device  # image tokens per device per micro-batch
-    return memory, time.perf_counter() - start, tokens, costs[units].flops * grad_accum // mesh.devices.size
+    tokens = cost.tokens // (n // grad_accum) * per_device  # image tokens per device per micro-batch
+    return memory, time.perf_counter() - start, tokens, cost.flops * grad_accum // mesh.devices.size
+
+
+def busiest_units(objective, latents: tuple[int, ...], config):
+    """The AR unit allocation (`stage_units` over every step counter) with the most DiT tokens, and its cost."""
+    temp = latents[1]
+    costs = {units: step_cost(objective, latents, TEXT_LEN, units, config)
+             for units in {stage_units(c, temp) for c in range(temp)}}
+    units = max(costs, key=lambda u: costs[u].tokens)
+    return units, costs[units]
+
+
+def tiny_overrides(model: str) -> dict:
+    """DiT config fields of a tiny `model` (1 + 1 blocks, 2 heads of 64, small text): compiles in seconds."""
+    tiny = dict(num_layers=1, num_attention_heads=2, joint_attention_dim=64, pooled_projection_dim=32)
+    return {**tiny, **(dict(num_single_layers=1) if model == "miniflux" else dict(caption_projection_dim=128))}
 
 
 def vae_decode(config: VAEConfig, shape: VideoShape, mesh, tile: int = VAE_TILE,
@@ -231,11 +244,8 @@ def measure(model: str, res: str, program: str, target: str, backend: str, tiny:
     """One row: `program` of `model` at `res` compiled for `target` with attention `backend`."""
     cache = {} if cache is None else cache
     row = Row(model, res, program, target, backend)
-    overrides = dict(attention_backend=backend)
-    if tiny:  # 1 + 1 blocks, 2 heads of 64, small text: compiles in seconds
-        overrides.update(num_layers=1, num_attention_heads=2, joint_attention_dim=64, pooled_projection_dim=32)
-        overrides.update(num_single_layers=1) if model == "miniflux" else overrides.update(caption_projection_dim=128)
-    config = bench_config(f"{MODELS[model]}_{res}", **overrides)
+    overrides = tiny_overrides(model) if tiny else {}
+    config = bench_config(f"{MODELS[model]}_{res}", attention_backend=backend, **overrides)
     shape = (TINY_RESOLUTIONS if tiny else RESOLUTIONS)[res]
     if program == "train":
         recipe = load_train_config(TRAIN_RECIPE)
@@ -255,7 +265,9 @@ def measure(model: str, res: str, program: str, target: str, backend: str, tiny:
             cache[key] = dit_call(config, shape, mesh)
         memory, seconds, row.tokens, flops = cache[key]
         if program == "video":
-            decode, seconds = vae_decode(TINY_VAE if tiny else RELEASE_VAE, shape, mesh)
+            if ("decode", res, target, tiny) not in cache:  # the same for every backend
+                cache["decode", res, target, tiny] = vae_decode(TINY_VAE if tiny else RELEASE_VAE, shape, mesh)
+            decode, seconds = cache["decode", res, target, tiny]
             params = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(abstract_dit(config, jnp.bfloat16)[1]))
             memory = dict(args=memory["args"], temp=max(memory["temp"], decode["temp"]),
                           peak=max(memory["peak"], params + decode["peak"]))

@@ -22,8 +22,7 @@ def fit():
 
 
 def _tiny_config(fit, backend):
-    return fit.bench_config("miniflux_384p", num_layers=1, num_single_layers=1, num_attention_heads=2,
-                            joint_attention_dim=64, pooled_projection_dim=32, attention_backend=backend)
+    return fit.bench_config("miniflux_384p", attention_backend=backend, **fit.tiny_overrides("miniflux"))
 
 
 def test_dit_and_video_rows_have_positive_memory(fit):
