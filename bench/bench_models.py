@@ -16,7 +16,7 @@ TINY_DIT = os.path.join(ROOT, "tests", "fixtures", "snapshots", "miniflux_tiny",
 
 
 def bench_config(preset: str, layers: int | None = None, **overrides):
-    """`configs/<preset>.py`'s DiT config with each block stack cut to `layers` and config fields `overrides`."""
+    """Release preset `<preset>`'s DiT config (presets.py) with each block stack cut to `layers` and config fields `overrides`."""
     config = load_preset(preset).dit.replace(**overrides)
     if layers is not None:
         cut = {"num_layers": layers}
@@ -27,7 +27,7 @@ def bench_config(preset: str, layers: int | None = None, **overrides):
 
 
 def bench_dit(preset: str | None = None, layers: int | None = None, dtype=jnp.float32, **overrides) -> nnx.Module:
-    """The tiny snapshot's DiT (`preset` None) or `configs/<preset>.py`'s architecture, randomly initialised with
+    """The tiny snapshot's DiT (`preset` None) or release preset `<preset>`'s architecture (presets.py), randomly initialised with
     each block stack cut to `layers`; `overrides` are DiT config fields (e.g. remat_policy, scan_layers)."""
     if preset is None:
         return pyramid_jax.load_dit(TINY_DIT, dtype=dtype, **overrides)
