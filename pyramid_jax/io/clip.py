@@ -78,3 +78,12 @@ def _latents(latents: np.ndarray, what: str) -> Clip:
     if not np.isfinite(latents).all():
         raise ValueError(f"{what} contain NaN or infinite values")
     return Clip(latents=latents.astype(np.float32))
+
+
+def save_latents(path: str, latents: np.ndarray) -> None:
+    """Writes DiT latents `[B, T, h, w, C]` to a `.npy` file atomically: a kill leaves the old file or the new one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.partial-{os.getpid()}.npy")
+    np.save(temporary, latents)
+    os.replace(temporary, path)
