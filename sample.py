@@ -91,6 +91,11 @@ def parse_args(argv):
     p.add_argument("--compile-cache", metavar="DIR", help="persistent compilation cache folder "
                    "(default: $JAX_COMPILATION_CACHE_DIR or ~/.cache/pyramid_jax/xla)")
     p.add_argument("--no-compile-cache", action="store_true", help="compile everything afresh, save nothing")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="read pickled .bin weights (the released snapshot's VAE) with torch")
+    from pyramid_jax.errors import add_debug_flag
+
+    add_debug_flag(p)
     return p.parse_args(argv)
 
 
@@ -101,22 +106,43 @@ def fill_defaults(args) -> None:
     if not os.path.isdir(args.snapshot):
         sys.exit(f"error: snapshot folder {args.snapshot} does not exist")
     if args.image is not None and not os.path.isfile(args.image):
-        sys.exit(f"error: input image {args.image} does not exist")
+        what = "is a folder, not an image file" if os.path.isdir(args.image) else "does not exist"
+        sys.exit(f"error: input image {args.image} {what}")
     if args.extend is not None and not os.path.isfile(args.extend):
         sys.exit(f"error: --extend clip {args.extend} does not exist")
     if args.extend is not None and args.image is not None:
         sys.exit("error: give --image (image-to-video) or --extend (continue a clip), not both")
+    check_arguments(args)
     for name, value in EMBEDDED_DEFAULTS.get(os.path.abspath(args.snapshot), {}).items():
         if getattr(args, name) is None:
             setattr(args, name, step_list(value) if "steps" in name else value)
     if args.guidance_scale is None:
         args.guidance_scale = 7.0
     i2v = args.image is not None
-    args.steps = args.steps or ([10] * 3 if i2v else [20] * 3)
-    args.video_steps = args.video_steps or [10] * 3
+    if args.steps is None:  # 0 is an error (the pipeline's check), not "the default"
+        args.steps = [10] * 3 if i2v else [20] * 3
+    if args.video_steps is None:
+        args.video_steps = [10] * 3
     if args.video_guidance_scale is None:
         args.video_guidance_scale = 4.0 if i2v else 5.0
     args.prompt = args.prompt or [DEFAULT_PROMPT]
+
+
+def check_arguments(args) -> None:
+    """Output paths, seed and guidance scales, before anything is imported or loaded."""
+    from pyramid_jax import validation
+    from pyramid_jax.io import atomic
+    from pyramid_jax.io.video import check_output_path
+
+    check_output_path(args.output, "--output")
+    if args.save_latents is not None:
+        if not args.save_latents.endswith(".npy"):
+            raise validation.ArgumentError(f"--save-latents {args.save_latents!r} must end with .npy")
+        atomic.check_writable(args.save_latents, "--save-latents")
+    validation.seed(args.seed, "--seed")
+    for name in ("guidance_scale", "video_guidance_scale"):
+        if getattr(args, name) is not None:
+            validation.real(getattr(args, name), "--" + name.replace("_", "-"))
 
 
 def default_mesh_axes(rows: int, devices: int) -> dict[str, int]:
@@ -149,6 +175,12 @@ def output_paths(path: str, count: int) -> list[str]:
 
 
 def main(argv=None) -> int:
+    from pyramid_jax.errors import run_cli
+
+    return run_cli(run, argv)
+
+
+def run(argv) -> int:
     args = parse_args(argv)
     fill_defaults(args)
 
@@ -158,6 +190,7 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from pyramid_jax.compile_cache import default_cache_dir, enable_compile_cache
+    from pyramid_jax.io.atomic import atomic_file
     from pyramid_jax.io.clip import save_latents
     from pyramid_jax.io.video import save_frames
     from pyramid_jax.parallel.mesh import make_mesh, parse_mesh_axes
@@ -169,13 +202,10 @@ def main(argv=None) -> int:
     if dtype is None:
         dtype = jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
     rows = len(args.prompt) * (2 if args.guidance_scale > 0 else 1)
-    try:
-        axes = parse_mesh_axes(args.mesh) if args.mesh else default_mesh_axes(rows, jax.device_count())
-        mesh = make_mesh(**axes)
-        pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, mesh,
-                                                   low_memory=args.low_memory)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    axes = parse_mesh_axes(args.mesh) if args.mesh else default_mesh_axes(rows, jax.device_count())
+    mesh = make_mesh(**axes)
+    pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, mesh, low_memory=args.low_memory,
+                                               allow_pickle=args.allow_pickle)
     if args.temp is None:
         args.temp = min(16, pipe.preset.max_temp) if pipe.preset is not None else 16
     if args.width is None or args.height is None:
@@ -215,19 +245,19 @@ def main(argv=None) -> int:
             latents = pipe.generate(args.prompt, args.height, args.width, num_inference_steps=args.steps,
                                     video_num_inference_steps=args.video_steps, **guidance, **common)
         latents = jax.block_until_ready(latents)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         kept = (f"the {done['saved']} latent frames finished so far are in {partial}; continue with --extend "
                 f"{partial} --temp {done['total'] - done['saved']} and the same prompt and seed") if done["saved"] \
             else "no frame was finished"
         print(f"\ninterrupted: {kept}", file=sys.stderr)
-        raise SystemExit(130) from None
+        raise
     for bar in bars:
         bar.update(bar.total - bar.n)
         bar.close()
     sampled = time.perf_counter() - start
     if args.save_latents:
+        with atomic_file(args.save_latents) as tmp:
+            np.save(tmp, np.asarray(latents, np.float32))
         print(f"latents {tuple(latents.shape)} [B, T, h, w, C] -> {args.save_latents}")
     videos = pipe.decode_latent(latents, save_memory=args.low_memory)
     for video, path in zip(videos, output_paths(args.output, len(videos))):

@@ -28,10 +28,19 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="a configs/train/<name>.py file")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loop.num_steps=100")
+    from pyramid_jax.errors import add_debug_flag
+
+    add_debug_flag(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    from pyramid_jax.errors import run_cli
+
+    return run_cli(run, argv)
+
+
+def run(argv) -> int:
     args = parse_args(argv)
     from pyramid_jax.config import ConfigError
     from pyramid_jax.training.config import apply_overrides, load_train_config
@@ -47,7 +56,10 @@ def main(argv=None) -> int:
 
     import jax
 
+    from pyramid_jax.training.run_lock import lock_output_dir
+
     log = print if jax.process_index() == 0 else (lambda _: None)
+    _lock = lock_output_dir(config.output_dir) if jax.process_index() == 0 else None  # held while this runs
     from pyramid_jax.vae_training.config import VAETrainConfig
 
     if isinstance(config, VAETrainConfig):
@@ -65,7 +77,9 @@ def main(argv=None) -> int:
     import pyramid_jax
     from pyramid_jax.dit.config import dit_config_to_dict
     from pyramid_jax.dit.load import DIT, read_dit_config
+    from pyramid_jax.dit.families import family_of_config
     from pyramid_jax.sampling import TextConditioning
+    from pyramid_jax.snapshot import Snapshot
     from pyramid_jax.training.data import DataError, DataSource
     from pyramid_jax.training.data.source import batch_source
     from pyramid_jax.training.data.storage import load_text
@@ -78,20 +92,21 @@ def main(argv=None) -> int:
     data = config.data
     dtype = jnp.dtype(config.compute_dtype)
     mesh = pyramid_jax.make_mesh(**dataclasses.asdict(config.mesh))
-    dit_path, options = os.path.join(config.snapshot, config.variant), dict(remat_policy=config.remat,
-                                                                          scan_layers=config.scan_layers)
+    snapshot = Snapshot(config.snapshot)
+    dit_path, options = snapshot.dit(config.variant), dict(remat_policy=config.remat, scan_layers=config.scan_layers)
     if config.from_scratch:
         model = DIT.init(read_dit_config(dit_path, **options), config.loop.seed, jnp.float32, mesh)
     else:
         model = pyramid_jax.load_dit(dit_path, jnp.float32, mesh, **options)
+    model_name = family_of_config(model.config).name  # text encoders and latent scaling follow the DiT
     needs_text_encoder = (config.step.objective.text_dropout > 0 and not data.null_text) or (
         data.source is not DataSource.SYNTHETIC and not data.text_features)
-    text_encoder = pyramid_jax.load_text_encoder(config.snapshot, config.model_name, dtype, mesh) \
+    text_encoder = pyramid_jax.load_text_encoder(snapshot, model_name, dtype, mesh) \
         if needs_text_encoder else None
-    vae = pyramid_jax.load_vae(os.path.join(config.snapshot, "causal_video_vae"), dtype, mesh) \
+    vae = pyramid_jax.load_vae(snapshot.vae, dtype, mesh) \
         if data.source is DataSource.VIDEOS else None
     try:
-        batches = batch_source(data, model.config, seed=config.loop.seed, mesh=mesh, model_name=config.model_name,
+        batches = batch_source(data, model.config, seed=config.loop.seed, mesh=mesh, model_name=model_name,
                                vae=vae, text_encoder=text_encoder, log=log)
         null_text = None
         if config.step.objective.text_dropout > 0:

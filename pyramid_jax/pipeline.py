@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 from typing import Any, Callable, Sequence
 
 import jax
@@ -16,23 +15,24 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
-from pyramid_jax.dit.config import FluxConfig, MMDiTConfig
-from pyramid_jax.dit.load import load_dit, read_dit_config
+from pyramid_jax import validation
+from pyramid_jax.dit.families import denormalize_latents, family_of_config, normalize_latents
+from pyramid_jax.dit.load import DIT, load_dit, read_dit_config
+from pyramid_jax.errors import ArgumentError
 from pyramid_jax.io.clip import Clip, read_clip
 from pyramid_jax.presets import ModelPreset, find_preset
 from pyramid_jax.sampling.noise import KeyNoise, NoiseSource
 from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning, guidance_rows
 from pyramid_jax.sampling.scheduler import PyramidFlowScheduler
-from pyramid_jax.text.encoder import FAMILIES, load_text_encoder
+from pyramid_jax.snapshot import Snapshot
+from pyramid_jax.text.encoder import load_text_encoder
+from pyramid_jax.text.load import TEXT
 from pyramid_jax.training.data.frames import to_unit_range
-from pyramid_jax.vae.latents import denormalize_latents, normalize_latents
-from pyramid_jax.vae.load import load_vae
+from pyramid_jax.vae.load import VAE, load_vae
 
 DEFAULT_NEGATIVE_PROMPT = ("cartoon style, worst quality, low quality, blurry, absolute black, absolute white, "
                            "low res, extra limbs, extra digits, misplaced objects, mutated anatomy, monochrome, horror")
 PROMPT_SUFFIX = ", hyper quality, Ultra HD, 8K"  # appended to every positive prompt, as the reference does
-MODEL_NAMES = {FluxConfig.CLASS_NAME: "pyramid_flux", MMDiTConfig.CLASS_NAME: "pyramid_mmdit"}
-VAE_FOLDER = "causal_video_vae"
 OUTPUT_TYPES = ("pil", "np", "latent")
 
 
@@ -67,7 +67,7 @@ class PyramidFlowPipeline:
         self.mesh = mesh
 
     @classmethod
-    def from_pretrained(cls, path: str, variant: str = "diffusion_transformer_384p", dtype=jnp.bfloat16,
+    def from_pretrained(cls, path: str | Snapshot, variant: str = "diffusion_transformer_384p", dtype=jnp.bfloat16,
                         mesh: Mesh | None = None, *, low_memory: bool = False,
                         allow_pickle: bool = False) -> "PyramidFlowPipeline":
         """A pipeline on snapshot `path` (released torch layout or converted by `convert_torch_weights.py`).
@@ -78,29 +78,20 @@ class PyramidFlowPipeline:
         devices. `low_memory` releases each model after use, so that only one of text encoder, DiT and VAE is
         resident at a time (each call then reloads them).
         """
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"snapshot folder {path} does not exist")
-        dit_path = os.path.join(path, variant)
-        if not os.path.isfile(os.path.join(dit_path, "config.json")):
-            found = sorted(d for d in os.listdir(path) if d.startswith("diffusion_transformer"))
-            raise FileNotFoundError(f"snapshot {path} has no DiT variant {variant!r} (no {variant}/config.json); "
-                                    f"it has {found or 'no diffusion_transformer_* folder'}")
+        snapshot = Snapshot(path)
+        dit_path = snapshot.dit(variant)
         config = read_dit_config(dit_path)
-        model_name = MODEL_NAMES[config.CLASS_NAME]
-        if not os.path.isdir(os.path.join(path, VAE_FOLDER)):
-            raise FileNotFoundError(f"snapshot {path} has no {VAE_FOLDER}/ folder")
-        family = FAMILIES[model_name]
-        for suffix in (*family.clips, family.t5):
-            for kind in ("tokenizer", "text_encoder"):
-                if not os.path.isdir(os.path.join(path, kind + suffix)):
-                    raise FileNotFoundError(f"snapshot {path} has no {kind + suffix}/ folder, which {model_name} needs")
-
+        model_name = family_of_config(config).name
+        vae_path = snapshot.vae
+        _, text_paths = snapshot.text_folders(model_name)
+        for kind, folder in ((DIT, dit_path), (VAE, vae_path), *((TEXT, p) for p in text_paths)):
+            kind.check(folder, allow_pickle)  # a bad config.json or unreadable weights fail now, not after sampling
         keep = not low_memory
         kw = dict(mesh=mesh, allow_pickle=allow_pickle)
         return cls(model_name, variant, config.latent_channels,
-                   _Component(lambda: load_text_encoder(path, model_name, dtype, **kw), keep),
+                   _Component(lambda: load_text_encoder(snapshot, model_name, dtype, **kw), keep),
                    _Component(lambda: load_dit(dit_path, dtype, **kw), keep),
-                   _Component(lambda: load_vae(os.path.join(path, VAE_FOLDER), dtype, **kw), keep),
+                   _Component(lambda: load_vae(vae_path, dtype, **kw), keep),
                    find_preset(model_name, variant), mesh=mesh)
 
     # -- entry points ---------------------------------------------------------------------------------------------
@@ -126,12 +117,14 @@ class PyramidFlowPipeline:
         height, width = self._check_size(height, width)
         self._check_temp(temp, minimum=1)
         window = self._check_window(window)
-        _check_scales(guidance_scale=guidance_scale, video_guidance_scale=video_guidance_scale)
         steps = self._check_steps(num_inference_steps, "num_inference_steps")
         video_steps = self._check_steps(video_num_inference_steps, "video_num_inference_steps")
+        guidance_scale, video_guidance_scale, min_guidance_scale, alpha = _check_guidance(
+            guidance_scale, video_guidance_scale, min_guidance_scale, alpha)
+        key = validation.seed_key(seed) if key is None and noise is None else key
         batch = len(prompts) * num_images_per_prompt
         text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
-        noise = noise or self._key_noise(key, seed, batch, height, width, text.embeds.dtype)
+        noise = noise or self._key_noise(key, batch, height, width, text.embeds.dtype)
         scales = _linear_guidance(guidance_scale, alpha, min_guidance_scale, temp) if use_linear_guidance else None
         with self._dit.use() as dit:
             latents = PyramidSampler(dit, self.scheduler, self.mesh).video(
@@ -159,13 +152,14 @@ class PyramidFlowPipeline:
         height, width = self._check_size(*pixels.shape[:2], what="input_image")
         self._check_temp(temp, minimum=1)
         window = self._check_window(window)
-        _check_scales(guidance_scale=guidance_scale, video_guidance_scale=video_guidance_scale)
         steps = self._check_steps(num_inference_steps, "num_inference_steps")
+        guidance_scale, video_guidance_scale, min_guidance_scale, alpha = _check_guidance(
+            guidance_scale, video_guidance_scale, min_guidance_scale, alpha)
+        key = validation.seed_key(seed) if key is None else key
         batch = len(prompts) * num_images_per_prompt
         text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
-        key = jax.random.key(seed) if key is None else key
         noise_key, posterior_key = jax.random.split(key)
-        noise = noise or self._key_noise(noise_key, None, batch, height, width, text.embeds.dtype)
+        noise = noise or self._key_noise(noise_key, batch, height, width, text.embeds.dtype)
         with self._vae.use() as vae:
             posterior = vae.encode(jnp.asarray(pixels)[None, None])
             image_latent = posterior.sample(None if posterior_noise is not None else posterior_key,
@@ -200,12 +194,13 @@ class PyramidFlowPipeline:
         self._check_temp(temp, minimum=1)
         steps = self._check_steps(num_inference_steps, "num_inference_steps")
         window = self._check_window(window)
-        _check_scales(guidance_scale=guidance_scale)
+        guidance_scale = validation.real(guidance_scale, "guidance_scale")
+        key = validation.seed_key(seed) if key is None and noise is None else key
         batch = len(prompts) * num_images_per_prompt
         clip = read_clip(video, trim)
         height, width = self._check_clip(clip, batch)
         text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
-        noise = noise or self._key_noise(key, seed, batch, height, width, text.embeds.dtype)
+        noise = noise or self._key_noise(key, batch, height, width, text.embeds.dtype)
         history = self._clip_latents(clip, save_memory)
         history = jnp.broadcast_to(history, (batch, *history.shape[1:]))
         given = history.shape[1]
@@ -248,10 +243,11 @@ class PyramidFlowPipeline:
             return self._check_size(*clip.pixels.shape[1:3], what="video frames")
         rows, _, h, w, channels = clip.latents.shape
         if channels != self.latent_channels:
-            raise ValueError(f"video latents have {channels} channels; {self.variant} takes {self.latent_channels} "
-                             f"(latents [B, T, h, w, C] from this model's generate or sample.py --save-latents)")
+            raise ArgumentError(f"video latents have {channels} channels; {self.variant} takes "
+                                f"{self.latent_channels} (latents [B, T, h, w, C] from this model's generate or "
+                                "sample.py --save-latents)")
         if rows not in (1, batch):
-            raise ValueError(f"video latents hold {rows} videos for {batch} prompt(s) x copies; give 1 or {batch}")
+            raise ArgumentError(f"video latents hold {rows} videos for {batch} prompt(s) x copies; give 1 or {batch}")
         return self._check_size(8 * h, 8 * w, what=f"video latents ({w}x{h} latent, 8x in pixels)")
 
     def _clip_latents(self, clip: Clip, save_memory: bool) -> jax.Array:
@@ -263,8 +259,7 @@ class PyramidFlowPipeline:
                                    tile_sample_min_size=256 if save_memory else None)
         return normalize_latents(posterior.mode(), self.model_name)
 
-    def _key_noise(self, key, seed, batch: int, height: int, width: int, dtype) -> KeyNoise:
-        key = jax.random.key(seed) if key is None else key
+    def _key_noise(self, key, batch: int, height: int, width: int, dtype) -> KeyNoise:
         return KeyNoise(key, batch, height // 8, width // 8, self.latent_channels, self.scheduler.stages,
                         self.scheduler.gamma, dtype)
 
@@ -286,53 +281,54 @@ class PyramidFlowPipeline:
     def _check_size(self, height, width, what: str = "height and width") -> tuple[int, int]:
         if height is None or width is None:
             if self.preset is None:
-                raise ValueError(f"give height and width: {self.variant} is not a released variant with a native size")
+                raise ArgumentError(f"give height and width: {self.variant} is not a released variant with a "
+                                    "native size")
             height, width = height or self.preset.height, width or self.preset.width
+        height, width = validation.integer(height, "height"), validation.integer(width, "width")
         m = self.size_multiple
         if height % m or width % m or height <= 0 or width <= 0:
-            raise ValueError(f"{what} must be positive multiples of {m} (8x VAE, 2x per extra stage, 2x2 patches); got "
-                             f"{width}x{height} (width x height). Resize, e.g. to "
-                             f"{max(m, round(width / m) * m)}x{max(m, round(height / m) * m)}")
+            raise ArgumentError(f"{what} must be positive multiples of {m} (8x VAE, 2x per extra stage, 2x2 "
+                                f"patches); got {width}x{height} (width x height). Resize, e.g. to "
+                                f"{max(m, round(width / m) * m)}x{max(m, round(height / m) * m)}")
         return height, width
 
     @staticmethod
     def _check_temp(temp, minimum: int) -> None:
-        if not isinstance(temp, (int, np.integer)) or temp < minimum:
-            raise ValueError(f"temp (latent frames) must be an integer >= {minimum}; got {temp!r}")
+        validation.integer(temp, "temp (latent frames)", minimum=minimum)
 
     def _check_window(self, window) -> int | None:
         """The DiT's per-unit frame window: given, else the variant's trained maximum (None: unknown variant)."""
         if window is None:
             return self.preset.max_temp if self.preset is not None else None
-        if not isinstance(window, (int, np.integer)) or window < 1:
-            raise ValueError(f"window (latent frames the DiT sees per unit) must be a positive integer; got {window!r}")
-        return int(window)
+        return validation.integer(window, "window (latent frames the DiT sees per unit)", minimum=1)
 
     def _check_steps(self, steps, name: str) -> tuple[int, ...]:
-        steps = (steps,) * self.scheduler.stages if isinstance(steps, (int, np.integer)) else tuple(steps)
-        if len(steps) != self.scheduler.stages or any(not isinstance(s, (int, np.integer)) or s < 1 for s in steps):
-            raise ValueError(f"{name} must be a positive integer or {self.scheduler.stages} of them; got {steps}")
-        return steps
+        return validation.step_counts(steps, name, self.scheduler.stages)
 
     @staticmethod
     def _check_prompts(prompt, negative_prompt, copies: int, output_type: str) -> list[str]:
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt) if isinstance(prompt, (list, tuple)) else []
         if not prompts or not all(isinstance(p, str) for p in prompts):
-            raise ValueError(f"prompt must be a string or a non-empty list of strings; got {prompt!r}")
-        if not isinstance(negative_prompt, (str, type(None))) and len(negative_prompt) not in (1, len(prompts)):
-            raise ValueError(f"{len(negative_prompt)} negative prompts for {len(prompts)} prompts; give 1 or "
-                             f"{len(prompts)}")
-        if not isinstance(copies, (int, np.integer)) or copies < 1:
-            raise ValueError(f"num_images_per_prompt must be a positive integer; got {copies!r}")
+            raise ArgumentError(f"prompt must be a string or a non-empty list of strings; got {prompt!r}")
+        if not isinstance(negative_prompt, (str, type(None))):
+            negatives = list(negative_prompt) if isinstance(negative_prompt, (list, tuple)) else [negative_prompt]
+            if not all(isinstance(p, str) for p in negatives):
+                raise ArgumentError(f"negative_prompt must be a string, None or a list of strings; got "
+                                    f"{negative_prompt!r}")
+            if len(negatives) not in (1, len(prompts)):
+                raise ArgumentError(f"{len(negatives)} negative prompts for {len(prompts)} prompts; give "
+                                    f"1 or {len(prompts)}")
+        validation.integer(copies, "num_images_per_prompt", minimum=1)
         if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}; got {output_type!r}")
+            raise ArgumentError(f"output_type must be one of {OUTPUT_TYPES}; got {output_type!r}")
         return prompts
 
 
-def _check_scales(**scales: float) -> None:
-    for name, value in scales.items():
-        if not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
-            raise ValueError(f"{name} must be a finite number; got {value!r}")
+def _check_guidance(guidance_scale, video_guidance_scale, min_guidance_scale, alpha) -> tuple[float, ...]:
+    """Finite numbers (a NaN or infinite scale would silently give NaN video or switch guidance off)."""
+    return tuple(validation.real(v, name) for v, name in (
+        (guidance_scale, "guidance_scale"), (video_guidance_scale, "video_guidance_scale"),
+        (min_guidance_scale, "min_guidance_scale"), (alpha, "alpha")))
 
 
 def _linear_guidance(scale: float, alpha: float, minimum: float, temp: int) -> list[float]:
@@ -343,8 +339,8 @@ def _linear_guidance(scale: float, alpha: float, minimum: float, temp: int) -> l
 def _image_pixels(image) -> np.ndarray:
     """PIL image or uint8 `[H, W, 3]` -> float32 `[H, W, 3]` in [-1, 1] (ToTensor, then Normalize(0.5, 0.5))."""
     if image is None:
-        raise ValueError("generate_i2v needs an input_image (PIL image or uint8 [H, W, 3] RGB array)")
+        raise ArgumentError("generate_i2v needs an input_image (PIL image or uint8 [H, W, 3] RGB array)")
     pixels = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
     if pixels.ndim != 3 or pixels.shape[-1] != 3 or pixels.dtype != np.uint8:
-        raise ValueError(f"input_image must be RGB uint8 [H, W, 3]; got {pixels.dtype} {pixels.shape}")
+        raise ArgumentError(f"input_image must be RGB uint8 [H, W, 3]; got {pixels.dtype} {pixels.shape}")
     return (pixels.astype(np.float32) / np.float32(255) - np.float32(0.5)) / np.float32(0.5)

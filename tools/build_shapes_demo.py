@@ -28,8 +28,6 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 WORK = os.path.join(ROOT, "out", "shapes_demo")  # the working folder the two training configs read
-DIT_VARIANT = "diffusion_transformer_384p"
-TEXT_FOLDERS = ("tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2")
 
 
 def run(*args: str) -> None:
@@ -57,7 +55,12 @@ def main(argv=None) -> int:
     from pyramid_jax.demo.dataset import write_shapes_dataset
     from pyramid_jax.demo.models import DIT_CONFIG, FRAMES, SIZE, VAE_CONFIG
     from pyramid_jax.demo.text_stack import write_text_stack
-    from pyramid_jax.io.weights import atomic_directory
+    from pyramid_jax.dit.families import get_family
+    from pyramid_jax.io.atomic import atomic_directory
+    from pyramid_jax.snapshot import VAE_FOLDER, text_folder_names
+
+    family = get_family(DIT_CONFIG["_class_name"])
+    dit_variant = family.variants[0].folder
 
     data, init, staged = (os.path.join(WORK, name) for name in ("data", "init", "snapshot_vae"))
     if not os.path.isfile(os.path.join(data, "train.jsonl")):
@@ -66,15 +69,15 @@ def main(argv=None) -> int:
     if not os.path.isdir(init):
         with atomic_directory(init) as tmp:
             write_text_stack(tmp, vocabulary(), seed=0)
-            write_json(os.path.join(tmp, "causal_video_vae", "config.json"), VAE_CONFIG)
-            write_json(os.path.join(tmp, DIT_VARIANT, "config.json"), DIT_CONFIG)
+            write_json(os.path.join(tmp, VAE_FOLDER, "config.json"), VAE_CONFIG)
+            write_json(os.path.join(tmp, dit_variant, "config.json"), DIT_CONFIG)
 
     for stage in ("shapes_vae_images.py", "shapes_vae.py"):
         run("train.py", "--config", os.path.join(ROOT, "configs", "train", stage))
     with atomic_directory(staged, overwrite=True) as tmp:  # text stack + trained VAE, for the extraction tools
-        for name in TEXT_FOLDERS:
+        for name in text_folder_names(family):
             shutil.copytree(os.path.join(init, name), os.path.join(tmp, name))
-        shutil.copytree(os.path.join(WORK, "vae_run", "model"), os.path.join(tmp, "causal_video_vae"))
+        shutil.copytree(os.path.join(WORK, "vae_run", "model"), os.path.join(tmp, VAE_FOLDER))
     run("tools/extract_video_latents.py", "--snapshot", staged, "--annotation", os.path.join(data, "train.jsonl"),
         "--output_dir", os.path.join(WORK, "latents"), "--resolutions", f"{SIZE}x{SIZE}", "--num_frames", str(FRAMES),
         "--dtype", "float32", "--save_dtype", "float32")
@@ -85,7 +88,7 @@ def main(argv=None) -> int:
 
     with atomic_directory(args.output, overwrite=True) as tmp:
         shutil.copytree(staged, tmp, dirs_exist_ok=True)
-        shutil.copytree(os.path.join(WORK, "dit_run", "model"), os.path.join(tmp, DIT_VARIANT))
+        shutil.copytree(os.path.join(WORK, "dit_run", "model"), os.path.join(tmp, dit_variant))
     print(f"demo snapshot -> {args.output}")
     return 0
 

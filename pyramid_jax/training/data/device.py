@@ -15,11 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from pyramid_jax.dit.families import normalize_latents
 from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.training.data.frames import to_unit_range
 from pyramid_jax.training.data.pipeline import HostBatch
 from pyramid_jax.training.train_step import Batch, place_batch
-from pyramid_jax.vae.latents import normalize_latents
 
 POSTERIOR_STREAM = 0x5EED  # folded into the run's seed for the VAE posterior draws
 
