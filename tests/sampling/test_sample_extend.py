@@ -45,6 +45,7 @@ def test_an_interrupted_run_continues_with_extend_to_the_uninterrupted_video(tmp
 @pytest.mark.parametrize("argv,message", [
     (["--extend", "no_such_clip.mp4"], "--extend clip no_such_clip.mp4 does not exist"),
     (["--extend", sample.__file__, "--image", sample.__file__], "--image .* or --extend .*, not both"),
+    (["--window", "0"], r"window \(latent frames the DiT sees per unit\) must be an integer in >= 1"),
 ])
 def test_bad_extend_arguments_exit_before_any_model_loads(argv, message):
     with pytest.raises(SystemExit, match=message):
