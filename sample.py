@@ -75,6 +75,9 @@ def parse_args(argv):
     p.add_argument("--guidance-scale", type=float, help="first frame (t2v, default 7); <= 0 turns guidance off")
     p.add_argument("--video-guidance-scale", type=float, help="later frames (default 5, i2v 4)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lora", action="append", default=[], metavar="PATH[:SCALE]",
+                   help="a LoRA folder (train.py ... lora.rank=r writes <output_dir>/lora) added to the DiT with "
+                        "SCALE (default 1); repeat the flag to apply several")
     p.add_argument("--output", default=os.path.join(HERE, "out", "sample.mp4"),
                    help=".mp4 (24 fps), .gif, .png (an image; a video as its frame strip), or a folder of PNG frames")
     p.add_argument("--save-latents", help="also write the latents [B, T, h, w, C] to this .npy file (after every "
@@ -193,6 +196,7 @@ def run(argv) -> int:
     from pyramid_jax.io.atomic import atomic_file
     from pyramid_jax.io.clip import save_latents
     from pyramid_jax.io.video import save_frames
+    from pyramid_jax.lora.files import parse_lora_arg
     from pyramid_jax.parallel.mesh import make_mesh, parse_mesh_axes
     from pyramid_jax.pipeline import DEFAULT_NEGATIVE_PROMPT, PyramidFlowPipeline
 
@@ -205,7 +209,8 @@ def run(argv) -> int:
     axes = parse_mesh_axes(args.mesh) if args.mesh else default_mesh_axes(rows, jax.device_count())
     mesh = make_mesh(**axes)
     pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, mesh, low_memory=args.low_memory,
-                                               allow_pickle=args.allow_pickle)
+                                               allow_pickle=args.allow_pickle,
+                                               lora=[parse_lora_arg(x) for x in args.lora])
     if args.temp is None:
         args.temp = min(16, pipe.preset.max_temp) if pipe.preset is not None else 16
     if args.width is None or args.height is None:

@@ -4,12 +4,14 @@
     python train.py --config configs/train/shapes_vae.py                 # a VAE run (the config is a VAETrainConfig)
     python train.py --config configs/train/miniflux_384p_ar.py snapshot=pyramid-flow-miniflux mesh.fsdp=8
     python train.py --config configs/train/tiny.py loop.num_steps=20 step.optimizer.learning_rate=1e-3
+    python train.py --config configs/train/tiny.py lora.rank=16 lora.targets=attn    # LoRA: adapters only
     python train.py --config configs/train/miniflux_384p_ar.py data.source=latents data.annotation=train.jsonl \
         data.null_text=features/null_text.npz                           # latents from tools/extract_*.py
 
 Overrides are dotted `key=value` pairs over the config's fields (an unknown key is an error). The run resumes
 from the newest checkpoint in `<output_dir>/checkpoints` when there is one, data order included, and ends by
-writing the trained model (EMA weights when kept) to `<output_dir>/model`, a folder the pipeline loads. On a
+writing the trained model (EMA weights when kept) to `<output_dir>/model`, a folder the pipeline loads (a LoRA
+run: only the adapters, to `<output_dir>/lora`, for `sample.py --lora`). On a
 multi-host pod every host runs the same command (`distributed=auto` initializes JAX's distributed runtime) and
 reads its own share of each batch.
 """
@@ -94,10 +96,12 @@ def run(argv) -> int:
     mesh = pyramid_jax.make_mesh(**dataclasses.asdict(config.mesh))
     snapshot = Snapshot(config.snapshot)
     dit_path, options = snapshot.dit(config.variant), dict(remat_policy=config.remat, scan_layers=config.scan_layers)
+    lora = config.lora
     if config.from_scratch:
         model = DIT.init(read_dit_config(dit_path, **options), config.loop.seed, jnp.float32, mesh)
     else:
-        model = pyramid_jax.load_dit(dit_path, jnp.float32, mesh, **options)
+        model = pyramid_jax.load_dit(dit_path, jnp.dtype(lora.base_dtype) if lora.enabled else jnp.float32, mesh,
+                                     **options)
     model_name = family_of_config(model.config).name  # text encoders and latent scaling follow the DiT
     needs_text_encoder = (config.step.objective.text_dropout > 0 and not data.null_text) or (
         data.source is not DataSource.SYNTHETIC and not data.text_features)
@@ -115,14 +119,22 @@ def run(argv) -> int:
     except (DataError, ValueError) as e:
         sys.exit(f"error: {e}")
 
-    graphdef, params, buffers = split_for_training(model, dtype)
+    adapted = None
+    if lora.enabled:
+        from pyramid_jax.lora.training import adapted_model, split_for_lora
+
+        graphdef, params, buffers = split_for_lora(model, lora, config.loop.seed, dtype)
+        adapted = adapted_model(graphdef, lora)
+    else:
+        graphdef, params, buffers = split_for_training(model, dtype)
     state = init_train_state(params, buffers, gradient_transform(config.step.optimizer), ema=config.ema)
     state, shardings, checkpointer, restored = start_run(state, mesh, config.output_dir, config.max_to_keep,
-                                                         config.loop.seed, log)
-    step_fn = make_train_step(graphdef, config.step, null_text, shardings)
+                                                         config.loop.seed, log, save_buffers=not lora.enabled)
+    step_fn = make_train_step(graphdef, config.step, null_text, shardings, model=adapted)
 
     n_params = sum(x.size for x in jax.tree.leaves(state.params))
-    log(f"training {n_params / 1e6:.1f}M parameters on {jax.device_count()} {jax.devices()[0].platform} "
+    log(f"training {n_params / 1e6:.3g}M {'LoRA ' if lora.enabled else ''}parameters on {jax.device_count()} "
+        f"{jax.devices()[0].platform} "
         f"device(s) in {jax.process_count()} process(es), mesh {dict(mesh.shape)}, {config.compute_dtype} compute, "
         f"{data.source.value} data")
     record = {"config": json.loads(json.dumps(dataclasses.asdict(config), default=str))}
@@ -130,7 +142,13 @@ def run(argv) -> int:
     state = train(state, step_fn, batches, plan, config.loop, checkpointer, record, log=log,
                   data_state=restored.get("data"))
     checkpointer.close()
-    folder = export_model(state, dit_config_to_dict(model.config), os.path.join(config.output_dir, "model"))
+    if lora.enabled:
+        from pyramid_jax.lora import save_lora
+
+        folder = save_lora(os.path.join(config.output_dir, "lora"), state.ema if config.ema else state.params, lora,
+                           model.config)
+    else:
+        folder = export_model(state, dit_config_to_dict(model.config), os.path.join(config.output_dir, "model"))
     log(f"done: step {int(state.step)}, {int(state.num_skipped)} skipped step(s); model -> {folder}")
     return 0
 

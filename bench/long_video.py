@@ -7,7 +7,8 @@ Each unit sees at most `--window` latent frames (default: the variant's max temp
 past that the DiT's token count and its programs stop growing. Each temp runs twice: the first video compiles what
 it needs (the count is printed), the second is timed. For every unit it prints the wall seconds, the frames the
 unit sees, the padded history capacity of its program, the full-resolution stage's DiT tokens, and the XLA memory
-analysis of its program (arguments + temporaries). Text conditioning is random and there is no VAE: this measures the sampler alone.
+analysis of its program (arguments + temporaries). Text conditioning is random and there is no VAE: this measures
+the sampler alone.
 """
 
 from __future__ import annotations

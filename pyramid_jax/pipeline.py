@@ -20,6 +20,7 @@ from pyramid_jax.dit.families import denormalize_latents, family_of_config, norm
 from pyramid_jax.dit.load import DIT, load_dit, read_dit_config
 from pyramid_jax.errors import ArgumentError
 from pyramid_jax.io.clip import Clip, read_clip
+from pyramid_jax.lora.files import check_loras, merge_loras
 from pyramid_jax.presets import ModelPreset, find_preset
 from pyramid_jax.sampling.noise import KeyNoise, NoiseSource
 from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning, guidance_rows
@@ -68,15 +69,17 @@ class PyramidFlowPipeline:
 
     @classmethod
     def from_pretrained(cls, path: str | Snapshot, variant: str = "diffusion_transformer_384p", dtype=jnp.bfloat16,
-                        mesh: Mesh | None = None, *, low_memory: bool = False,
-                        allow_pickle: bool = False) -> "PyramidFlowPipeline":
+                        mesh: Mesh | None = None, *, low_memory: bool = False, allow_pickle: bool = False,
+                        lora: Sequence[tuple[str, float]] = ()) -> "PyramidFlowPipeline":
         """A pipeline on snapshot `path` (released torch layout or converted by `convert_torch_weights.py`).
 
         `variant` is the DiT folder (`diffusion_transformer_{384p,768p,image}`). Models are loaded on first use in
         `dtype`. With a `mesh`, weights are sharded by the rule table (DiT over fsdp / tensor) and the prompt batch
         (CFG rows, latents, noise) is split over data, so every model runs as one program over all of the mesh's
         devices. `low_memory` releases each model after use, so that only one of text encoder, DiT and VAE is
-        resident at a time (each call then reloads them).
+        resident at a time (each call then reloads them). `lora`: `(folder, scale)` pairs of LoRA folders
+        (written by a `train.py ... lora.rank=r` run) added into the DiT's weights as it loads; each is checked
+        against the DiT here, before any model loads.
         """
         snapshot = Snapshot(path)
         dit_path = snapshot.dit(variant)
@@ -86,11 +89,12 @@ class PyramidFlowPipeline:
         _, text_paths = snapshot.text_folders(model_name)
         for kind, folder in ((DIT, dit_path), (VAE, vae_path), *((TEXT, p) for p in text_paths)):
             kind.check(folder, allow_pickle)  # a bad config.json or unreadable weights fail now, not after sampling
+        loras = check_loras(lora, config)
         keep = not low_memory
         kw = dict(mesh=mesh, allow_pickle=allow_pickle)
         return cls(model_name, variant, config.latent_channels,
                    _Component(lambda: load_text_encoder(snapshot, model_name, dtype, **kw), keep),
-                   _Component(lambda: load_dit(dit_path, dtype, **kw), keep),
+                   _Component(lambda: merge_loras(load_dit(dit_path, dtype, **kw), loras, mesh), keep),
                    _Component(lambda: load_vae(vae_path, dtype, **kw), keep),
                    find_preset(model_name, variant), mesh=mesh)
 

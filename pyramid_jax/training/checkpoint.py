@@ -26,7 +26,10 @@ class CheckpointError(UserError):
 class TrainCheckpointer:
     """`directory/<step>/{state, record}`; saving returns at once and writes in the background."""
 
-    def __init__(self, directory: str, max_to_keep: int = 3, async_save: bool = True):
+    def __init__(self, directory: str, max_to_keep: int = 3, async_save: bool = True, save_buffers: bool = True):
+        """save_buffers=False leaves the state's (never updated) buffers out, e.g. a LoRA run's frozen DiT;
+        `restore` then returns None in their place (`restore_or_keep` puts the live ones back)."""
+        self._save_buffers = save_buffers
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=async_save,
                                                create=True)
         self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
@@ -34,7 +37,8 @@ class TrainCheckpointer:
     def save(self, state: TrainState, record: dict[str, Any]) -> None:
         """Saves `state` under its step number with the JSON-serialisable `record`."""
         step = int(state.step)
-        self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+        saved = state if self._save_buffers else state.replace(buffers=None)
+        self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(saved),
                                                          record=ocp.args.JsonSave(record)))
 
     def latest_step(self) -> int | None:
@@ -46,7 +50,8 @@ class TrainCheckpointer:
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self._manager.directory}")
-        restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target),
+        wanted = target if self._save_buffers else target.replace(buffers=None)
+        restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(wanted),
                                                                        record=ocp.args.JsonRestore()))
         return restored.state, restored.record
 

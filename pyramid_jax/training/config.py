@@ -16,6 +16,7 @@ from typing import Any, Sequence
 
 from pyramid_jax.config import ConfigError
 from pyramid_jax.layers.remat import REMAT_POLICIES
+from pyramid_jax.lora.config import LoraConfig
 from pyramid_jax.parallel.distributed import Distributed
 from pyramid_jax.parallel.mesh import MeshConfig
 from pyramid_jax.training.data.config import DataConfig
@@ -41,6 +42,7 @@ class TrainConfig:
     data: DataConfig = DataConfig()
     step: StepConfig = StepConfig()
     loop: LoopConfig = LoopConfig(num_steps=40_000)
+    lora: LoraConfig = LoraConfig()  # lora.rank > 0: train adapters only; the run exports them to <output_dir>/lora
 
 
     def __post_init__(self):
