@@ -251,8 +251,9 @@ class PyramidFlowPipeline:
             return self._check_size(*clip.pixels.shape[1:3], what="video frames")
         rows, _, h, w, channels = clip.latents.shape
         if channels != self.latent_channels:
-            raise ArgumentError(f"video latents have {channels} channels; {self.variant} takes {self.latent_channels} "
-                             f"(latents [B, T, h, w, C] from this model's generate or sample.py --save-latents)")
+            raise ArgumentError(f"video latents have {channels} channels; {self.variant} takes "
+                                f"{self.latent_channels} (latents [B, T, h, w, C] from this model's generate or "
+                                "sample.py --save-latents)")
         if rows not in (1, batch):
             raise ArgumentError(f"video latents hold {rows} videos for {batch} prompt(s) x copies; give 1 or {batch}")
         return self._check_size(8 * h, 8 * w, what=f"video latents ({w}x{h} latent, 8x in pixels)")
@@ -301,18 +302,13 @@ class PyramidFlowPipeline:
 
     @staticmethod
     def _check_temp(temp, minimum: int) -> None:
-        """Past the variant's max temp the DiT sees a window of frames (`_check_window`), so temp has no upper bound."""
-        if isinstance(temp, bool) or not isinstance(temp, (int, np.integer)) or temp < minimum:
-            raise ArgumentError(f"temp (latent frames) must be an integer >= {minimum}; got {temp!r}")
+        validation.integer(temp, "temp (latent frames)", minimum=minimum)
 
     def _check_window(self, window) -> int | None:
         """The DiT's per-unit frame window: given, else the variant's trained maximum (None: unknown variant)."""
         if window is None:
             return self.preset.max_temp if self.preset is not None else None
-        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-            raise ArgumentError(f"window (latent frames the DiT sees per unit) must be a positive integer; "
-                                f"got {window!r}")
-        return int(window)
+        return validation.integer(window, "window (latent frames the DiT sees per unit)", minimum=1)
 
     def _check_steps(self, steps, name: str) -> tuple[int, ...]:
         return validation.step_counts(steps, name, self.scheduler.stages)

@@ -30,11 +30,15 @@ def test_generating_8_then_extending_by_8_equals_generating_16(pipe, tmp_path):
     whole = generate(pipe, 16)
     first = generate(pipe, 8)
     np.save(tmp_path / "first.npy", first)
-    extended = np.asarray(pipe.extend("a fox", str(tmp_path / "first.npy"), temp=8, num_inference_steps=STEPS,
-                                      guidance_scale=5.0, seed=3, output_type="latent"))
+    extend = lambda video: np.asarray(pipe.extend("a fox", video, temp=8, num_inference_steps=STEPS,  # noqa: E731
+                                                  guidance_scale=5.0, seed=3, output_type="latent"))
+    extended = extend(str(tmp_path / "first.npy"))
     assert extended.shape == whole.shape == (1, 16, 8, 8, 4)
     np.testing.assert_array_equal(extended[:, :8], first)
-    np.testing.assert_allclose(extended, whole, rtol=0, atol=1e-5)
+    # generate(temp=8) pads its histories to other program sizes than generate(temp=16) (history buckets), which
+    # moves float rounding: agreement to 1e-5 of the latents' scale.
+    assert np.abs(extended - whole).max() <= 1e-5 * np.abs(whole).max()
+    np.testing.assert_array_equal(extend(whole[0, :8]), whole)  # from the same 8 frames: bit for bit
 
 
 def test_a_pixel_clip_is_encoded_into_the_history(pipe):
