@@ -19,9 +19,10 @@ from pyramid_jax.dit.families import denormalize_latents, family_of_config, norm
 from pyramid_jax.dit.load import load_dit, read_dit_config
 from pyramid_jax.presets import ModelPreset, find_preset
 from pyramid_jax.sampling.noise import KeyNoise, NoiseSource
-from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning, guidance_rows
+from pyramid_jax.sampling.sampler import PyramidSampler, guidance_rows
 from pyramid_jax.sampling.scheduler import PyramidFlowScheduler
 from pyramid_jax.snapshot import Snapshot
+from pyramid_jax.text.conditioning import TextConditioning
 from pyramid_jax.text.encoder import load_text_encoder
 from pyramid_jax.vae.load import load_vae
 
@@ -32,8 +33,9 @@ OUTPUT_TYPES = ("pil", "np", "latent")
 
 
 @dataclasses.dataclass
-class _Component:
-    """A model loaded on first use; unless `keep`, released after each use (then only one model is resident)."""
+class LazyModel:
+    """A model loaded on first use (`with lazy.use() as model`); unless `keep`, released after each use (then only
+    one model is resident). `model` is the resident model, or None."""
 
     load: Callable[[], Any]
     keep: bool
@@ -53,11 +55,11 @@ class _Component:
 class PyramidFlowPipeline:
     """Generates videos (or images, temp=1) with one DiT variant of a Pyramid Flow snapshot."""
 
-    def __init__(self, model_name: str, variant: str, latent_channels: int, text_encoder: _Component,
-                 dit: _Component, vae: _Component, preset: ModelPreset | None,
+    def __init__(self, model_name: str, variant: str, latent_channels: int, text_encoder: LazyModel,
+                 dit: LazyModel, vae: LazyModel, preset: ModelPreset | None,
                  scheduler: PyramidFlowScheduler | None = None, mesh: Mesh | None = None):
         self.model_name, self.variant, self.latent_channels, self.preset = model_name, variant, latent_channels, preset
-        self._text_encoder, self._dit, self._vae = text_encoder, dit, vae
+        self.text_encoder, self.dit, self.vae = text_encoder, dit, vae
         self.scheduler = scheduler or PyramidFlowScheduler()
         self.mesh = mesh
 
@@ -83,9 +85,9 @@ class PyramidFlowPipeline:
         keep = not low_memory
         kw = dict(mesh=mesh, allow_pickle=allow_pickle)
         return cls(model_name, variant, config.latent_channels,
-                   _Component(lambda: load_text_encoder(snapshot, model_name, dtype, **kw), keep),
-                   _Component(lambda: load_dit(dit_path, dtype, **kw), keep),
-                   _Component(lambda: load_vae(vae_path, dtype, **kw), keep),
+                   LazyModel(lambda: load_text_encoder(snapshot, model_name, dtype, **kw), keep),
+                   LazyModel(lambda: load_dit(dit_path, dtype, **kw), keep),
+                   LazyModel(lambda: load_vae(vae_path, dtype, **kw), keep),
                    find_preset(model_name, variant), mesh=mesh)
 
     # -- entry points ---------------------------------------------------------------------------------------------
@@ -110,10 +112,10 @@ class PyramidFlowPipeline:
         steps = self._check_steps(num_inference_steps, "num_inference_steps")
         video_steps = self._check_steps(video_num_inference_steps, "video_num_inference_steps")
         batch = len(prompts) * num_images_per_prompt
-        text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
+        text = self.encode_prompt(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
         noise = noise or self._key_noise(key, seed, batch, height, width, text.embeds.dtype)
         scales = _linear_guidance(guidance_scale, alpha, min_guidance_scale, temp) if use_linear_guidance else None
-        with self._dit.use() as dit:
+        with self.dit.use() as dit:
             latents = PyramidSampler(dit, self.scheduler, self.mesh).video(
                 text, noise, temp, steps, video_steps, guidance_scale, video_guidance_scale, callback=callback,
                 unit_guidance_scales=scales)
@@ -139,18 +141,18 @@ class PyramidFlowPipeline:
         self._check_temp(temp, minimum=1)
         steps = self._check_steps(num_inference_steps, "num_inference_steps")
         batch = len(prompts) * num_images_per_prompt
-        text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
+        text = self.encode_prompt(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
         key = jax.random.key(seed) if key is None else key
         noise_key, posterior_key = jax.random.split(key)
         noise = noise or self._key_noise(noise_key, None, batch, height, width, text.embeds.dtype)
-        with self._vae.use() as vae:
+        with self.vae.use() as vae:
             posterior = vae.encode(jnp.asarray(pixels)[None, None])
             image_latent = posterior.sample(None if posterior_noise is not None else posterior_key,
                                             noise=posterior_noise)
         first_frame = jnp.broadcast_to(normalize_latents(image_latent, self.model_name),
                                        (batch, *image_latent.shape[1:]))
         scales = _linear_guidance(guidance_scale, alpha, min_guidance_scale, temp) if use_linear_guidance else None
-        with self._dit.use() as dit:
+        with self.dit.use() as dit:
             latents = PyramidSampler(dit, self.scheduler, self.mesh).video(
                 text, noise, temp, steps, steps, guidance_scale, video_guidance_scale, first_frame=first_frame,
                 callback=callback, unit_guidance_scales=scales)
@@ -164,24 +166,26 @@ class PyramidFlowPipeline:
         """
         window, tile = (1, 256) if save_memory else (2, 512)
         z = denormalize_latents(jnp.asarray(latents, jnp.float32), self.model_name)
-        with self._vae.use() as vae:
+        with self.vae.use() as vae:
             video = np.asarray(vae.decode(z, temporal_chunk=True, window_size=window, tile_sample_min_size=tile))
         return np.clip(video * np.float32(127.5) + np.float32(127.5), 0, 255).astype(np.uint8)
 
-    # -- helpers --------------------------------------------------------------------------------------------------
-
-    def _encode(self, prompts: list[str], negative_prompt, copies: int, guided: bool) -> TextConditioning:
-        """CFG text rows `[negative; positive]` (each prompt repeated `copies` times), or the positive rows only."""
-        with self._text_encoder.use() as encoder:
+    def encode_prompt(self, prompts: list[str], negative_prompt: str | Sequence[str] | None = DEFAULT_NEGATIVE_PROMPT,
+                      copies: int = 1, guided: bool = True) -> TextConditioning:
+        """CFG text rows `[negative; positive]` (each prompt, with the suffix, repeated `copies` times), or the
+        positive rows only when not `guided`."""
+        with self.text_encoder.use() as encoder:
             positive = TextConditioning(*(jnp.repeat(x, copies, axis=0)
                                           for x in encoder([p + PROMPT_SUFFIX for p in prompts])))
             if not guided:
                 return positive
             negatives = [negative_prompt or ""] if isinstance(negative_prompt, (str, type(None))) else negative_prompt
-            negative = TextConditioning(*encoder(list(negatives)))
+            negative = encoder(list(negatives))
         if len(negatives) > 1:
             negative = TextConditioning(*(jnp.repeat(x, copies, axis=0) for x in negative))
         return guidance_rows(positive, negative)
+
+    # -- helpers --------------------------------------------------------------------------------------------------
 
     def _key_noise(self, key, seed, batch: int, height: int, width: int, dtype) -> KeyNoise:
         key = jax.random.key(seed) if key is None else key

@@ -13,7 +13,7 @@ each program is one SPMD program over all devices.
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -27,22 +27,12 @@ from pyramid_jax.sampling.noise import NoiseSource, UnitNoise
 from pyramid_jax.sampling.pyramid import latent_pyramid, upsample_nearest_2x
 from pyramid_jax.sampling.rounding import rounded
 from pyramid_jax.sampling.scheduler import PyramidFlowScheduler, euler_step
+from pyramid_jax.text.conditioning import TextConditioning
 
 # Prompt rows go over `data` alone, not the table's ("data", "fsdp"): with that two-axis batch split and
 # tensor-sharded weights, XLA (jax 0.10.2) miscompiles the DiT's gated residual `gate * (x @ W1 @ W2)` (whole rows
 # come out wrong); tests/sampling/test_sharded_pipeline.py checks a mesh with all three axes.
 PROMPT_RULES = (("batch", "data"),) + tuple(rule for rule in LOGICAL_AXIS_RULES if rule[0] != "batch")
-
-
-class TextConditioning(NamedTuple):
-    """The DiT's text inputs: embeds `[R, L, J]`, mask `[R, L]` (1 = token), pooled `[R, P]`.
-
-    With guidance the rows are `[negative (B rows); positive (B rows)]`, else the B positive rows.
-    """
-
-    embeds: jax.Array
-    mask: jax.Array
-    pooled: jax.Array
 
 
 def guidance_rows(positive: TextConditioning, negative: TextConditioning) -> TextConditioning:
