@@ -26,7 +26,7 @@ def main(argv=None) -> int:
                         help=f"comma-separated subset of {','.join(COMPONENTS)}")
     parser.add_argument("--variant", default=DIT_VARIANTS[0], choices=DIT_VARIANTS, help="which DiT folder")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="cast weights (default: keep)")
-    parser.add_argument("--allow-pickle", action="store_true", help="read pickled .bin weights (tensors only: a restricted unpickler, no torch)")
+    parser.add_argument("--allow-pickle", action="store_true", help="read pickled .bin weights (no torch)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --dst")
     args = parser.parse_args(argv)
     progress = functools.partial(tqdm, unit="tensor", desc="converting")

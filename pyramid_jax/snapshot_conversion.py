@@ -44,7 +44,8 @@ COMPONENTS: dict[str, Component] = {
 
 
 def convert_snapshot(src: str | Snapshot, dst: str, components=None, variant: str = DIT_VARIANTS[0],
-                     dtype: str | None = None, allow_pickle: bool = False, overwrite: bool = False, progress=iter) -> list[str]:
+                     dtype: str | None = None, allow_pickle: bool = False, overwrite: bool = False,
+                     progress=iter) -> list[str]:
     """Converts `components` of the snapshot `src` into `dst`, atomically; returns the folders written."""
     src = Snapshot(src)
     components = list(COMPONENTS) if components is None else list(components)
