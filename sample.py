@@ -67,6 +67,9 @@ def parse_args(argv):
     p.add_argument("--guidance-scale", type=float, help="first frame (t2v, default 7); <= 0 turns guidance off")
     p.add_argument("--video-guidance-scale", type=float, help="later frames (default 5, i2v 4)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lora", action="append", default=[], metavar="PATH[:SCALE]",
+                   help="a LoRA folder (train.py ... lora.rank=r writes <output_dir>/lora) added to the DiT with "
+                        "SCALE (default 1); repeat the flag to apply several")
     p.add_argument("--output", default=os.path.join(HERE, "out", "sample.mp4"),
                    help=".mp4 (24 fps), .gif, .png (an image; a video as its frame strip), or a folder of PNG frames")
     p.add_argument("--save-latents", help="also write the latents [B, T, h, w, C] to this .npy file")
@@ -77,6 +80,11 @@ def parse_args(argv):
     p.add_argument("--compile-cache", metavar="DIR", help="persistent compilation cache folder "
                    "(default: $JAX_COMPILATION_CACHE_DIR or ~/.cache/pyramid_jax/xla)")
     p.add_argument("--no-compile-cache", action="store_true", help="compile everything afresh, save nothing")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="read pickled .bin weights (the released snapshot's VAE) with torch")
+    from pyramid_jax.errors import add_debug_flag
+
+    add_debug_flag(p)
     return p.parse_args(argv)
 
 
@@ -87,18 +95,39 @@ def fill_defaults(args) -> None:
     if not os.path.isdir(args.snapshot):
         sys.exit(f"error: snapshot folder {args.snapshot} does not exist")
     if args.image is not None and not os.path.isfile(args.image):
-        sys.exit(f"error: input image {args.image} does not exist")
+        what = "is a folder, not an image file" if os.path.isdir(args.image) else "does not exist"
+        sys.exit(f"error: input image {args.image} {what}")
+    check_arguments(args)
     for name, value in EMBEDDED_DEFAULTS.get(os.path.abspath(args.snapshot), {}).items():
         if getattr(args, name) is None:
             setattr(args, name, step_list(value) if "steps" in name else value)
     if args.guidance_scale is None:
         args.guidance_scale = 7.0
     i2v = args.image is not None
-    args.steps = args.steps or ([10] * 3 if i2v else [20] * 3)
-    args.video_steps = args.video_steps or [10] * 3
+    if args.steps is None:  # 0 is an error (the pipeline's check), not "the default"
+        args.steps = [10] * 3 if i2v else [20] * 3
+    if args.video_steps is None:
+        args.video_steps = [10] * 3
     if args.video_guidance_scale is None:
         args.video_guidance_scale = 4.0 if i2v else 5.0
     args.prompt = args.prompt or [DEFAULT_PROMPT]
+
+
+def check_arguments(args) -> None:
+    """Output paths, seed and guidance scales, before anything is imported or loaded."""
+    from pyramid_jax import validation
+    from pyramid_jax.io import atomic
+    from pyramid_jax.io.video import check_output_path
+
+    check_output_path(args.output, "--output")
+    if args.save_latents is not None:
+        if not args.save_latents.endswith(".npy"):
+            raise validation.ArgumentError(f"--save-latents {args.save_latents!r} must end with .npy")
+        atomic.check_writable(args.save_latents, "--save-latents")
+    validation.seed(args.seed, "--seed")
+    for name in ("guidance_scale", "video_guidance_scale"):
+        if getattr(args, name) is not None:
+            validation.real(getattr(args, name), "--" + name.replace("_", "-"))
 
 
 def default_mesh_axes(rows: int, devices: int) -> dict[str, int]:
@@ -126,6 +155,12 @@ def output_paths(path: str, count: int) -> list[str]:
 
 
 def main(argv=None) -> int:
+    from pyramid_jax.errors import run_cli
+
+    return run_cli(run, argv)
+
+
+def run(argv) -> int:
     args = parse_args(argv)
     fill_defaults(args)
 
@@ -135,7 +170,9 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from pyramid_jax.compile_cache import default_cache_dir, enable_compile_cache
+    from pyramid_jax.io.atomic import atomic_file
     from pyramid_jax.io.video import save_frames
+    from pyramid_jax.lora.files import parse_lora_arg
     from pyramid_jax.parallel.mesh import make_mesh, parse_mesh_axes
     from pyramid_jax.pipeline import DEFAULT_NEGATIVE_PROMPT, PyramidFlowPipeline
 
@@ -145,13 +182,11 @@ def main(argv=None) -> int:
     if dtype is None:
         dtype = jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
     rows = len(args.prompt) * (2 if args.guidance_scale > 0 else 1)
-    try:
-        axes = parse_mesh_axes(args.mesh) if args.mesh else default_mesh_axes(rows, jax.device_count())
-        mesh = make_mesh(**axes)
-        pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, mesh,
-                                                   low_memory=args.low_memory)
-    except (FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    axes = parse_mesh_axes(args.mesh) if args.mesh else default_mesh_axes(rows, jax.device_count())
+    mesh = make_mesh(**axes)
+    pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, mesh, low_memory=args.low_memory,
+                                               allow_pickle=args.allow_pickle,
+                                               lora=[parse_lora_arg(x) for x in args.lora])
     if args.temp is None:
         args.temp = min(16, pipe.preset.max_temp) if pipe.preset is not None else 16
     if args.width is None or args.height is None:
@@ -171,22 +206,20 @@ def main(argv=None) -> int:
                   seed=args.seed,
                   output_type="latent", callback=progress)
     start = time.perf_counter()
-    try:
-        if args.image is not None:
-            image = load_image(args.image, args.width, args.height)
-            latents = pipe.generate_i2v(args.prompt, image, num_inference_steps=args.steps, **common)
-        else:
-            latents = pipe.generate(args.prompt, args.height, args.width, num_inference_steps=args.steps,
-                                    video_num_inference_steps=args.video_steps, **common)
-        latents = jax.block_until_ready(latents)
-    except ValueError as e:
-        sys.exit(f"error: {e}")
+    if args.image is not None:
+        image = load_image(args.image, args.width, args.height)
+        latents = pipe.generate_i2v(args.prompt, image, num_inference_steps=args.steps, **common)
+    else:
+        latents = pipe.generate(args.prompt, args.height, args.width, num_inference_steps=args.steps,
+                                video_num_inference_steps=args.video_steps, **common)
+    latents = jax.block_until_ready(latents)
     for bar in bars:
         bar.update(bar.total - bar.n)
         bar.close()
     sampled = time.perf_counter() - start
     if args.save_latents:
-        np.save(args.save_latents, np.asarray(latents, np.float32))
+        with atomic_file(args.save_latents) as tmp:
+            np.save(tmp, np.asarray(latents, np.float32))
         print(f"latents {tuple(latents.shape)} [B, T, h, w, C] -> {args.save_latents}")
     videos = pipe.decode_latent(latents, save_memory=args.low_memory)
     for video, path in zip(videos, output_paths(args.output, len(videos))):

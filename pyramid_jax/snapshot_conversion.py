@@ -12,7 +12,7 @@ import numpy as np
 
 from pyramid_jax.dit.families import FAMILIES, variant_folders
 from pyramid_jax.dit.load import DIT
-from pyramid_jax.io import weights
+from pyramid_jax.io.atomic import atomic_directory
 from pyramid_jax.io.model_kind import ModelKind
 from pyramid_jax.snapshot import TEXT_ENCODER, TEXT_SUFFIXES, TOKENIZER, VAE_FOLDER, Snapshot
 from pyramid_jax.text.load import TEXT
@@ -44,10 +44,19 @@ COMPONENTS: dict[str, Component] = {
 
 
 def convert_snapshot(src: str | Snapshot, dst: str, components=None, variant: str = DIT_VARIANTS[0],
-                     dtype: str | None = None, allow_pickle: bool = False, overwrite: bool = False,
-                     progress=iter) -> list[str]:
-    """Converts `components` of the snapshot `src` into `dst`, atomically; returns the folders written."""
+                     dtype: str | None = None, allow_pickle: bool = False, overwrite: bool = False, progress=iter,
+                     allow_nonfinite: bool = False) -> list[str]:
+    """Converts `components` of the snapshot `src` into `dst`, atomically; returns the folders written.
+
+    With `overwrite`, an existing `dst` keeps every folder that is not written now (so `components=["dit"]`
+    replaces only the DiT). A NaN or infinite weight is an error unless `allow_nonfinite`.
+    """
+    if not isinstance(src, Snapshot) and not os.path.isdir(src):
+        raise FileNotFoundError(f"source snapshot folder {src} does not exist")
     src = Snapshot(src)
+    if os.path.exists(dst) and not overwrite:
+        raise FileExistsError(f"destination {dst} already exists; pass --overwrite (overwrite=True) to replace the "
+                              "converted components, or choose another destination")
     components = list(COMPONENTS) if components is None else list(components)
     unknown = [c for c in components if c not in COMPONENTS]
     if unknown:
@@ -66,13 +75,31 @@ def convert_snapshot(src: str | Snapshot, dst: str, components=None, variant: st
         jobs.append((comp, [f for f in comp.folders(variant) if f in present],
                      [f for f in comp.copied if f in present]))
     written = []
-    with weights.atomic_directory(dst, overwrite=overwrite) as tmp:
+    with atomic_directory(dst, overwrite=overwrite) as tmp:
+        replaced = {f for comp, converted, copied in jobs for f in converted + copied}
+        for name in sorted(os.listdir(dst)) if os.path.isdir(dst) else []:
+            if name not in replaced:  # kept from the existing destination: hard links, so no copy of the weights
+                _link_tree(os.path.join(dst, name), os.path.join(tmp, name))
         for comp, converted, copied in jobs:
             for folder in converted:
                 comp.kind.convert(os.path.join(src.path, folder), os.path.join(tmp, folder),
-                                  None if dtype is None else DTYPES[dtype], allow_pickle, progress)
+                                  None if dtype is None else DTYPES[dtype], allow_pickle, progress, allow_nonfinite)
                 written.append(folder)
             for folder in copied:
                 shutil.copytree(os.path.join(src.path, folder), os.path.join(tmp, folder))
                 written.append(folder)
     return written
+
+
+def _link_tree(src: str, dst: str) -> None:
+    """`src` recreated at `dst` with hard links (a copy where linking is not possible)."""
+    def link(a, b):
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    if os.path.isdir(src):
+        shutil.copytree(src, dst, copy_function=link)
+    else:
+        link(src, dst)

@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     from pyramid_jax.demo.models import DIT_CONFIG, FRAMES, SIZE, VAE_CONFIG
     from pyramid_jax.demo.text_stack import write_text_stack
     from pyramid_jax.dit.families import get_family
-    from pyramid_jax.io.weights import atomic_directory
+    from pyramid_jax.io.atomic import atomic_directory
     from pyramid_jax.snapshot import VAE_FOLDER, text_folder_names
 
     family = get_family(DIT_CONFIG["_class_name"])

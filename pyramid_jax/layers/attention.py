@@ -11,6 +11,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from pyramid_jax.layers.attention_blockwise import blockwise_attention
+
 
 class TokenMask(NamedTuple):
     """Per-token mask inputs for a sequence of N tokens.
@@ -48,17 +50,54 @@ def _xla_attention(q, k, v, mask: TokenMask, scale: float, bias: jax.Array | Non
     return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
 
 
-ATTENTION_BACKENDS: dict[str, Callable] = {"xla": _xla_attention}
+class Backend(NamedTuple):
+    """An attention implementation and the platforms (`jax.default_backend()` names) it runs on."""
+
+    fn: Callable
+    platforms: tuple[str, ...] = ("cpu", "gpu", "tpu")
 
 
-def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: TokenMask, backend: str = "xla", *,
+ATTENTION_BACKENDS: dict[str, Backend] = {
+    "xla": Backend(_xla_attention),
+    "blockwise": Backend(blockwise_attention),
+}
+# Every name a config may hold: the backends plus the automatic per-platform choice.
+BACKEND_NAMES = ("auto", *ATTENTION_BACKENDS)
+
+# On CPU, the xla path is faster while its `[B, H, N, N]` float32 score tensor stays below this many bytes;
+# above it the blockwise path is (measured on this project's 2-core CPU, see `auto_backend`).
+CPU_XLA_MAX_SCORE_BYTES = 64 << 20
+
+
+def available_backends(platform: str | None = None) -> list[str]:
+    """Backend names that run on `platform` (default: `jax.default_backend()`), `auto` first."""
+    platform = platform or jax.default_backend()
+    return ["auto"] + [name for name, b in ATTENTION_BACKENDS.items() if platform in b.platforms]
+
+
+def auto_backend(q: jax.Array, bias: jax.Array | None, platform: str | None = None) -> str:
+    """The automatic choice: xla when there is a logit bias (only xla takes one) or, on CPU, while the score
+    tensor is small; otherwise the platform's memory-bounded kernel."""
+    platform = platform or jax.default_backend()
+    b, n, h, _ = q.shape
+    if bias is not None or (platform == "cpu" and b * h * n * n * 4 <= CPU_XLA_MAX_SCORE_BYTES):
+        return "xla"
+    fused = {"gpu": "cudnn", "tpu": "splash"}.get(platform, "blockwise")
+    return fused if fused in ATTENTION_BACKENDS else "blockwise"
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: TokenMask, backend: str = "auto", *,
               scale: float | None = None, bias: jax.Array | None = None) -> jax.Array:
     """softmax(scale q k^T + bias, masked) v for q, k, v `[B, N, H, d]`; returns `[B, N, H, d]`.
 
     `scale` defaults to 1/sqrt(d); `bias` is an additive logit bias broadcastable to `[B, H, N, N]` (T5's relative
-    position bias), added in float32.
+    position bias), added in float32. `backend` is a name of `available_backends()`; `auto` picks per platform.
     """
-    if backend not in ATTENTION_BACKENDS:
-        raise ValueError(f"unknown attention backend {backend!r}; choose one of {sorted(ATTENTION_BACKENDS)}")
+    platform = jax.default_backend()
+    if backend == "auto":
+        backend = auto_backend(q, bias, platform)
+    elif backend not in available_backends(platform):
+        known = "unknown" if backend not in ATTENTION_BACKENDS else f"not available on platform {platform!r}"
+        raise ValueError(f"attention backend {backend!r} is {known}; available: {available_backends(platform)}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    return ATTENTION_BACKENDS[backend](q, k, v, mask, scale, bias)
+    return ATTENTION_BACKENDS[backend].fn(q, k, v, mask, scale, bias)

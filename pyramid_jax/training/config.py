@@ -10,16 +10,19 @@ import ast
 import dataclasses
 import enum
 import importlib.util
+import math
 import os
 from typing import Any, Sequence
 
 from pyramid_jax.config import ConfigError
 from pyramid_jax.layers.remat import REMAT_POLICIES
+from pyramid_jax.lora.config import LoraConfig
 from pyramid_jax.parallel.distributed import Distributed
 from pyramid_jax.parallel.mesh import MeshConfig
 from pyramid_jax.training.data.config import DataConfig
 from pyramid_jax.training.loop import LoopConfig
 from pyramid_jax.training.train_step import StepConfig
+from pyramid_jax.validation import MAX_SEED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +41,7 @@ class TrainConfig:
     data: DataConfig = DataConfig()
     step: StepConfig = StepConfig()
     loop: LoopConfig = LoopConfig(num_steps=40_000)
+    lora: LoraConfig = LoraConfig()  # lora.rank > 0: train adapters only; the run exports them to <output_dir>/lora
 
 
     def __post_init__(self):
@@ -104,10 +108,33 @@ def override(config: Any, key: str, text: str, _prefix: str = "") -> Any:
 
 
 def apply_overrides(config, overrides: Sequence[str]):
-    """Applies `key=value` strings in order."""
+    """Applies `key=value` strings in order, then checks every value's range (`check_values`)."""
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         config = override(config, key.strip(), text.strip())
+    check_values(config)
     return config
+
+
+# Least values of integer fields, by field name wherever the field sits (`loop.num_steps`, `data.batch_size`, ...):
+# a value below fails before any model loads, instead of a ZeroDivisionError mid-run or an untrained export.
+MINIMA = dict(num_steps=0, seed=0, batch_size=1, save_every=1, log_every=1, max_units=1, grad_accum=1, max_to_keep=1,
+              read_threads=1, prefetch=0, frames=1, height=1, width=1, text_length=1, ema_every=1, warmup_steps=0,
+              decay_steps=0)
+
+
+def check_values(config, _prefix: str = "") -> None:
+    """Every integer field at least its `MINIMA` entry (seeds at most 2^63-1), no NaN anywhere; errors name the
+    dotted key."""
+    for f in dataclasses.fields(config):
+        value, key = getattr(config, f.name), _prefix + f.name
+        if dataclasses.is_dataclass(value):
+            check_values(value, key + ".")
+        elif isinstance(value, float) and math.isnan(value):
+            raise ConfigError(f"config key {key!r} is NaN")
+        elif f.name in MINIMA and isinstance(value, int) and not isinstance(value, bool):
+            if value < MINIMA[f.name] or (f.name == "seed" and value > MAX_SEED):
+                raise ConfigError(f"config key {key!r} must be at least {MINIMA[f.name]}"
+                                  + (f" and at most {MAX_SEED}" if f.name == "seed" else "") + f"; got {value}")

@@ -86,17 +86,21 @@ def apply_gradients(state: TrainState, loss: jax.Array, grads, tx: optax.Gradien
 
 
 def make_train_step(graphdef: nnx.GraphDef, config: StepConfig = StepConfig(),
-                    null_text: TextConditioning | None = None, state_shardings=None) -> Callable:
+                    null_text: TextConditioning | None = None, state_shardings=None,
+                    model: Callable[[nnx.State, nnx.State], nnx.Module] | None = None) -> Callable:
     """The jitted step for the DiT `graphdef` (see `split_for_training`); the input state is donated.
 
     null_text: the empty prompt's encoding (rows `[1, ...]`); it enables the 10% caption dropout.
     state_shardings: from `train_state_shardings`, to keep the state's layout across steps under a mesh; the
         DiT's activations are then constrained on that mesh too (`constrain`: tokens over `sequence`).
+    model: `(params, buffers) -> DiT` when the state's params are not the DiT's own (LoRA: `lora.training`);
+        default `nnx.merge(graphdef, params, buffers)`.
     """
     tx = gradient_transform(config.optimizer)
+    model = model or functools.partial(nnx.merge, graphdef)
 
     def forward(params, buffers, sample, *conditioning):
-        return nnx.merge(graphdef, params, buffers)(sample, *conditioning)
+        return model(params, buffers)(sample, *conditioning)
 
     def step(state: TrainState, batch: Batch, key: jax.Array):
         def loss_and_grads(latents, text, rand):

@@ -17,17 +17,65 @@ def no_model_loads(monkeypatch):
 
 @pytest.mark.parametrize("argv,message", [
     (["--width", "100"], "multiples of 64"),
-    (["--temp", "17"], r"1\.\.16 for diffusion_transformer_384p"),
+    (["--temp", "0"], r"temp \(latent frames\) must be an integer >= 1"),
     (["--image", "no_such_image.png"], "input image no_such_image.png does not exist"),
     (["--variant", "diffusion_transformer_768p"], "no DiT variant 'diffusion_transformer_768p'"),
     (["--snapshot", "no_such_snapshot"], "snapshot folder no_such_snapshot does not exist"),
     (["--mesh", "data=3"], "needs 3 devices"),
     (["--mesh", "model=2"], "data=2,fsdp=4"),
     (["--steps", "2,2"], "num_inference_steps"),
+    (["--steps", "0"], r"num_inference_steps \(stage 0\) must be an integer in >= 1; got 0"),
+    (["--video-steps", "2,0,2"], r"video_num_inference_steps \(stage 1\)"),
+    (["--guidance-scale", "nan"], "--guidance-scale must be a finite number"),
+    (["--video-guidance-scale", "inf"], "--video-guidance-scale must be a finite number"),
+    (["--seed", str(2 ** 64)], r"--seed must be an integer in 0\.\.9223372036854775807"),
+    (["--output", "clip.avi"], "unknown suffix '.avi'"),
+    (["--output", ""], "--output is empty"),
+    (["--save-latents", "latents.txt"], "must end with .npy"),
+    (["--image", "."], "is a folder, not an image file"),
 ])
 def test_bad_arguments_exit_with_a_message_before_any_model_loads(no_model_loads, argv, message):
     with pytest.raises(SystemExit, match=message):
         sample.main(argv + ["--no-compile-cache"])
+
+
+@pytest.fixture
+def snapshot_copy(tmp_path):
+    import shutil
+
+    copy = tmp_path / "snapshot"
+    shutil.copytree(sample.TINY_SNAPSHOT, copy)
+    return copy
+
+
+def test_a_bad_vae_config_fails_before_sampling(no_model_loads, snapshot_copy):
+    config = snapshot_copy / "causal_video_vae" / "config.json"
+    config.write_text(config.read_text()[:-10])
+    with pytest.raises(SystemExit, match=r"causal_video_vae/config.json: not valid JSON \(.* at line"):
+        sample.main(["--snapshot", str(snapshot_copy), "--no-compile-cache"])
+    config.write_text('{"_class_name": "CausalVideoVAE", "encoder_out_channels": "four"}')
+    with pytest.raises(SystemExit, match=r"config.json: VAEConfig.encoder_out_channels must be int; got 'four'"):
+        sample.main(["--snapshot", str(snapshot_copy), "--no-compile-cache"])
+
+
+def test_a_pickled_vae_needs_allow_pickle_which_sample_accepts(no_model_loads, snapshot_copy):
+    vae = snapshot_copy / "causal_video_vae"
+    (vae / "diffusion_pytorch_model.safetensors").rename(vae / "diffusion_pytorch_model.bin")
+    with pytest.raises(SystemExit, match="--allow-pickle"):
+        sample.main(["--snapshot", str(snapshot_copy), "--no-compile-cache"])
+    with pytest.raises(AssertionError, match="a model was loaded"):  # past every check, to the first model load
+        sample.main(["--snapshot", str(snapshot_copy), "--no-compile-cache", "--allow-pickle"])
+
+
+def test_usage_errors_exit_2_and_debug_shows_the_traceback(no_model_loads, capsys):
+    from pyramid_jax.errors import ArgumentError
+
+    with pytest.raises(SystemExit) as exit:
+        sample.main(["--steps", "0", "--no-compile-cache"])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("error: num_inference_steps")
+    with pytest.raises(ArgumentError):
+        sample.main(["--steps", "0", "--no-compile-cache", "--debug"])
 
 
 def test_default_mesh_splits_guidance_rows_over_data_and_the_rest_over_fsdp():

@@ -1,0 +1,123 @@
+"""LoRA training on the tiny miniFLUX DiT: fresh adapters leave the model exactly as it is, a step changes only
+the adapters (no optimizer state for the frozen DiT), and a killed run resumes bit-identically from checkpoints
+that hold only the adapters."""
+
+import itertools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from flax import nnx
+
+import pyramid_jax
+from pyramid_jax.lora import LoraConfig, apply_adapters
+from pyramid_jax.lora.adapters import target_kernels
+from pyramid_jax.lora.training import adapted_model, split_for_lora
+from pyramid_jax.sampling import TextConditioning
+from pyramid_jax.training.checkpoint import TrainCheckpointer
+from pyramid_jax.training.loop import LoopConfig, pyramid_plan, restore_or_keep, train
+from pyramid_jax.training.objective import PyramidObjective
+from pyramid_jax.training.optimizer import OptimizerConfig, gradient_transform
+from pyramid_jax.training.train_state import init_train_state
+from pyramid_jax.training.train_step import Batch, StepConfig, make_train_step
+
+from conftest import FIXTURES
+
+SNAPSHOT_DIT = FIXTURES / "snapshots" / "miniflux_tiny" / "diffusion_transformer_384p"
+LORA = LoraConfig(rank=4, alpha=8.0, targets="attn")
+# image mode with one stage: the smallest program that still runs the whole step
+CONFIG = StepConfig(objective=PyramidObjective(sample_ratios=(1,), stage_range=(0, 1)),
+                    optimizer=OptimizerConfig(learning_rate=1e-2, warmup_steps=1), ema_decay=0.5, ema_every=2,
+                    max_loss=float("inf"))
+LOOP = LoopConfig(num_steps=4, seed=3, temporal_pyramid=False, log_every=2, save_every=2)
+
+
+def batch(step):
+    rng = np.random.default_rng(step)
+    text = TextConditioning(rng.standard_normal((8, 8, 32), np.float32), np.ones((8, 8), np.int32),
+                            rng.standard_normal((8, 24), np.float32))
+    return Batch(jnp.asarray(rng.standard_normal((8, 1, 8, 8, 4), np.float32)), jax.tree.map(jnp.asarray, text))
+
+
+def batches(start, state=None):
+    return (batch(step) for step in itertools.count(start))
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = pyramid_jax.load_dit(str(SNAPSHOT_DIT))
+    graphdef, adapters, frozen = split_for_lora(model, LORA, seed=0)
+    step = make_train_step(graphdef, CONFIG, model=adapted_model(graphdef, LORA))
+    state = fresh_state(adapters, frozen)
+    return model, step.lower(state, batch(0), jax.random.key(0)).compile({"xla_backend_optimization_level": 0})
+
+
+def fresh_state(adapters, frozen):
+    return init_train_state(*jax.tree.map(jnp.copy, (adapters, frozen)), gradient_transform(CONFIG.optimizer))
+
+
+def leaves(tree):
+    return [np.asarray(x) for x in jax.tree.leaves(tree)]
+
+
+def test_targets_and_zero_b_is_the_base_model_exactly():
+    params = nnx.state(pyramid_jax.load_dit(str(SNAPSHOT_DIT)), nnx.Param)
+    names = {t: {"/".join(map(str, p)) for p, _ in target_kernels(params, t)} for t in ("attn", "mlp", "all")}
+    assert "single_transformer_blocks/1/attn/to_q/kernel" in names["attn"]
+    assert "transformer_blocks/0/attn/to_add_out/kernel" in names["attn"]
+    assert {"transformer_blocks/0/ff_context/proj_in/kernel",
+            "single_transformer_blocks/0/proj_out/kernel"} <= names["mlp"]
+    assert names["all"] == names["attn"] | names["mlp"] and not names["attn"] & names["mlp"]
+    assert not any("norm" in n or "embed" in n for n in names["all"])
+
+    _, adapters, _ = split_for_lora(pyramid_jax.load_dit(str(SNAPSHOT_DIT)), LORA, seed=0)
+    for got, want in zip(leaves(apply_adapters(params, [(adapters, 2.0)])), leaves(params)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_step_changes_only_the_adapters(setup):
+    model, step = setup
+    _, adapters, frozen = split_for_lora(model, LORA, seed=0)
+    base = leaves(frozen)
+    state = fresh_state(adapters, frozen)
+    # the optimizer's moments and the EMA cover the adapters and nothing else
+    assert jax.tree.structure(state.opt_state[1].mu) == jax.tree.structure(adapters)
+    assert sum(x.size for x in jax.tree.leaves(state.opt_state)) < 3 * sum(x.size for x in jax.tree.leaves(adapters))
+    state, metrics = step(state, batch(0), jax.random.key(0))
+    state, metrics = step(state, batch(1), jax.random.key(1))
+    assert not bool(metrics["skipped"]) and float(metrics["grad_norm"]) > 0
+    for got, want in zip(leaves(state.buffers), base):
+        np.testing.assert_array_equal(got, want)
+    changed = [not np.array_equal(a, b) for a, b in zip(leaves(state.params), leaves(adapters))]
+    assert all(changed)  # every A and every B moved
+
+
+def test_killed_run_resumes_identically_from_adapter_checkpoints(setup, tmp_path):
+    model, step = setup
+    fresh = lambda: fresh_state(*split_for_lora(model, LORA, seed=0)[1:])  # noqa: E731
+    plan = pyramid_plan(CONFIG.objective, LOOP, model.config)
+    straight = train(fresh(), step, batches, plan, LOOP, log=lambda _: None)
+
+    def dies_at_3(state, b, key):
+        if int(state.step) == 3:
+            raise KeyboardInterrupt
+        return step(state, b, key)
+
+    directory = str(tmp_path / "run")
+    checkpointer = TrainCheckpointer(directory, max_to_keep=2, save_buffers=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh(), dies_at_3, batches, plan, LOOP, checkpointer, log=lambda _: None)
+    checkpointer.close()
+    checkpointer = TrainCheckpointer(directory, max_to_keep=2, save_buffers=False)
+    resumed, _ = restore_or_keep(fresh(), checkpointer, LOOP.seed)
+    assert int(resumed.step) == 2
+    resumed = train(resumed, step, batches, plan, LOOP, checkpointer, log=lambda _: None)
+    checkpointer.close()
+    for got, want in zip(leaves(resumed), leaves(straight)):
+        np.testing.assert_array_equal(got, want)
+    saved = ocp.StandardCheckpointer().metadata(os.path.join(directory, "4", "state")).item_metadata.tree
+    assert saved["buffers"] is None  # the frozen DiT is left out; adapters, their moments and EMA are in
+    assert len(jax.tree.leaves(saved)) == len(jax.tree.leaves(straight.replace(buffers=None)))
