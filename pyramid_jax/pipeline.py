@@ -16,10 +16,10 @@ import numpy as np
 from jax.sharding import Mesh
 
 from pyramid_jax import validation
+from pyramid_jax.clip_input import Clip, read_clip
 from pyramid_jax.dit.families import denormalize_latents, family_of_config, normalize_latents
 from pyramid_jax.dit.load import DIT, load_dit, read_dit_config
 from pyramid_jax.errors import ArgumentError
-from pyramid_jax.io.clip import Clip, read_clip
 from pyramid_jax.lora.files import check_loras, merge_loras
 from pyramid_jax.presets import ModelPreset, find_preset
 from pyramid_jax.sampling.noise import KeyNoise, NoiseSource

@@ -14,7 +14,6 @@ from pyramid_jax.dit.config import dit_config_to_dict
 from pyramid_jax.dit.families import family_of_config
 from pyramid_jax.dit.load import DIT, load_dit, read_dit_config
 from pyramid_jax.lora import save_lora
-from pyramid_jax.lora.training import adapted_model, split_for_lora
 from pyramid_jax.parallel.mesh import make_mesh
 from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.snapshot import Snapshot
@@ -25,6 +24,7 @@ from pyramid_jax.training.data.source import batch_source
 from pyramid_jax.training.data.storage import load_text
 from pyramid_jax.training.export import export_model
 from pyramid_jax.training.loop import pyramid_plan, start_run, train
+from pyramid_jax.training.lora import adapted_model, split_for_lora
 from pyramid_jax.training.optimizer import gradient_transform
 from pyramid_jax.training.train_state import init_train_state, split_for_training
 from pyramid_jax.training.train_step import make_train_step
