@@ -16,8 +16,8 @@ import sys
 
 from tqdm import tqdm
 
-from pyramid_jax.convert.snapshot import COMPONENTS, DIT_VARIANTS, DTYPES, convert_snapshot
 from pyramid_jax.errors import add_debug_flag, run_cli
+from pyramid_jax.snapshot_conversion import COMPONENTS, DIT_VARIANTS, DTYPES, convert_snapshot
 
 
 def main(argv=None) -> int:

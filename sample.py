@@ -195,7 +195,7 @@ def run(argv) -> int:
 
     from pyramid_jax.compile_cache import default_cache_dir, enable_compile_cache
     from pyramid_jax.io.atomic import atomic_file
-    from pyramid_jax.io.clip import save_latents
+    from pyramid_jax.clip_input import save_latents
     from pyramid_jax.io.video import save_frames
     from pyramid_jax.lora.files import parse_lora_arg
     from pyramid_jax.parallel.mesh import make_mesh, parse_mesh_axes

@@ -18,7 +18,9 @@ import jax
 import numpy as np
 from flax import nnx
 
+from pyramid_jax.dit.families import PYRAMID_FLUX
 from pyramid_jax.io.weights import write_converted
+from pyramid_jax.snapshot import text_folder_names
 from pyramid_jax.text.clip import CLIPTextModel
 from pyramid_jax.text.config import text_config_from_dict
 from pyramid_jax.text.t5 import T5Encoder
@@ -40,8 +42,10 @@ def write_text_stack(snapshot_dir: str, words: Iterable[str], *, seed: int = 0, 
     cased: transformers' T5 tokenizer keeps no normalizer from tokenizer.json). Other text is spelt per character.
     """
     words = sorted({w.lower() for text in words for w in text.split()})
-    clip_vocab = _write_clip_tokenizer(os.path.join(snapshot_dir, "tokenizer"), words)
-    t5_vocab_size = _write_t5_tokenizer(os.path.join(snapshot_dir, "tokenizer_2"), words)
+    clip_tokenizer, clip_dir, t5_tokenizer, t5_dir = (
+        os.path.join(snapshot_dir, name) for name in text_folder_names(PYRAMID_FLUX))
+    clip_vocab = _write_clip_tokenizer(clip_tokenizer, words)
+    t5_vocab_size = _write_t5_tokenizer(t5_tokenizer, words)
     clip_json = {
         "architectures": ["CLIPTextModel"], "model_type": "clip_text_model", "vocab_size": len(clip_vocab),
         "hidden_size": clip_width, "intermediate_size": 4 * clip_width, "projection_dim": clip_width,
@@ -57,8 +61,8 @@ def write_text_stack(snapshot_dir: str, words: Iterable[str], *, seed: int = 0, 
     clip = CLIPTextModel(text_config_from_dict(clip_json), rngs=rngs)
     t5 = T5Encoder(text_config_from_dict(t5_json), rngs=rngs)
     _rescale_t5_init(t5, rngs)
-    _write_model(os.path.join(snapshot_dir, "text_encoder"), clip, clip_json)
-    _write_model(os.path.join(snapshot_dir, "text_encoder_2"), t5, t5_json)
+    _write_model(clip_dir, clip, clip_json)
+    _write_model(t5_dir, t5, t5_json)
 
 
 def add_words(src: str, dst: str, words: Iterable[str], *, seed: int = 1) -> None:

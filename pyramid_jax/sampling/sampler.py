@@ -17,7 +17,7 @@ tokens, see `dit/inputs.py`), so each program is one SPMD program whose per-devi
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -34,17 +34,7 @@ from pyramid_jax.sampling.noise import NoiseSource, UnitNoise
 from pyramid_jax.sampling.pyramid import latent_pyramid, upsample_nearest_2x
 from pyramid_jax.sampling.rounding import rounded
 from pyramid_jax.sampling.scheduler import PyramidFlowScheduler, euler_step
-
-
-class TextConditioning(NamedTuple):
-    """The DiT's text inputs: embeds `[R, L, J]`, mask `[R, L]` (1 = token), pooled `[R, P]`.
-
-    With guidance the rows are `[negative (B rows); positive (B rows)]`, else the B positive rows.
-    """
-
-    embeds: jax.Array
-    mask: jax.Array
-    pooled: jax.Array
+from pyramid_jax.text.conditioning import TextConditioning
 
 
 def guidance_rows(positive: TextConditioning, negative: TextConditioning) -> TextConditioning:
