@@ -77,9 +77,12 @@ def parse_args(argv):
     p.add_argument("--low-memory", action="store_true",
                    help="one model resident at a time; VAE decodes 1 latent frame at a time with 256-pixel tiles")
     p.add_argument("--mesh", help="device mesh axes such as data=2,fsdp=4 (default: see Devices below)")
-    p.add_argument("--compile-cache", metavar="DIR", help="persistent compilation cache folder "
-                   "(default: $JAX_COMPILATION_CACHE_DIR or ~/.cache/pyramid_jax/xla)")
-    p.add_argument("--no-compile-cache", action="store_true", help="compile everything afresh, save nothing")
+    from pyramid_jax.compile_cache import add_compile_cache_flags
+
+    add_compile_cache_flags(p)
+    p.add_argument("--strict-vocab", action="store_true",
+                   help="a snapshot with word-level tokenizers (the demo) refuses prompt words outside its vocabulary "
+                        "(default: a warning naming them)")
     p.add_argument("--allow-pickle", action="store_true",
                    help="read pickled .bin weights (the released snapshot's VAE) with torch")
     from pyramid_jax.errors import add_debug_flag
@@ -111,6 +114,24 @@ def fill_defaults(args) -> None:
     if args.video_guidance_scale is None:
         args.video_guidance_scale = 4.0 if i2v else 5.0
     args.prompt = args.prompt or [DEFAULT_PROMPT]
+
+
+def check_vocabulary(args) -> None:
+    """A word-level tokenizer (the demo's) spells an unknown word as characters the model never learnt: warn, naming
+    the words (an error with --strict-vocab). Subword tokenizers (the released snapshots) have no such list."""
+    from pyramid_jax.demo.text_stack import unknown_words, word_vocabulary
+    from pyramid_jax.errors import ArgumentError
+
+    vocabulary = word_vocabulary(args.snapshot)
+    texts = [*args.prompt, *([args.negative_prompt] if args.negative_prompt else [])]
+    unknown = [] if vocabulary is None else list(dict.fromkeys(w for t in texts for w in unknown_words(t, vocabulary)))
+    if not unknown:
+        return
+    message = (f"{', '.join(repr(w) for w in unknown)} not in the vocabulary of {args.snapshot} (its word-level "
+               f"tokenizers know only: {' '.join(vocabulary)})")
+    if args.strict_vocab:
+        raise ArgumentError(f"--prompt: {message}")
+    print(f"warning: {message}; --strict-vocab makes this an error", file=sys.stderr)
 
 
 def check_arguments(args) -> None:
@@ -163,21 +184,21 @@ def main(argv=None) -> int:
 def run(argv) -> int:
     args = parse_args(argv)
     fill_defaults(args)
+    check_vocabulary(args)
 
     import jax
     import jax.numpy as jnp
     import numpy as np
     from tqdm import tqdm
 
-    from pyramid_jax.compile_cache import default_cache_dir, enable_compile_cache
+    from pyramid_jax.compile_cache import setup_compile_cache
     from pyramid_jax.io.atomic import atomic_file
     from pyramid_jax.io.video import save_frames
     from pyramid_jax.lora.files import parse_lora_arg
     from pyramid_jax.parallel.mesh import make_mesh, parse_mesh_axes
     from pyramid_jax.pipeline import DEFAULT_NEGATIVE_PROMPT, PyramidFlowPipeline
 
-    if not args.no_compile_cache:
-        enable_compile_cache(args.compile_cache or default_cache_dir())
+    setup_compile_cache(args, tqdm.write)
     dtype = {"fp32": jnp.float32, "bf16": jnp.bfloat16}.get(args.dtype)
     if dtype is None:
         dtype = jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16

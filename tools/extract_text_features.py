@@ -33,11 +33,17 @@ def parse_args(argv):
     p.add_argument("--save_dtype", choices=("float16", "float32"), default="float16")
     p.add_argument("--on_error", choices=("fail", "skip"), default="fail")
     p.add_argument("--overwrite", action="store_true")
+    from pyramid_jax.compile_cache import add_compile_cache_flags
+
+    add_compile_cache_flags(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from pyramid_jax.compile_cache import setup_compile_cache
+
+    setup_compile_cache(args)
     import jax.numpy as jnp
     import numpy as np
 

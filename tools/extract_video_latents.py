@@ -42,11 +42,17 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0, help="posterior sample of line i: fold_in(key(seed), i)")
     p.add_argument("--on_error", choices=("fail", "skip"), default="fail")
     p.add_argument("--overwrite", action="store_true")
+    from pyramid_jax.compile_cache import add_compile_cache_flags
+
+    add_compile_cache_flags(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from pyramid_jax.compile_cache import setup_compile_cache
+
+    setup_compile_cache(args)
     import jax
     import jax.numpy as jnp
     import numpy as np
