@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from pyramid_jax.demo.text_stack import write_text_stack
+from pyramid_jax.demo.text_stack import unknown_words, word_vocabulary, write_text_stack
 from pyramid_jax.text.encoder import T5_MAX_LENGTH, load_text_encoder
 from pyramid_jax.text.load import load_text_model
 
@@ -104,3 +104,10 @@ def test_same_seed_same_stack(snapshot, tmp_path):
 def test_refuses_existing_folders(snapshot):
     with pytest.raises(FileExistsError):
         _write(snapshot)
+
+
+def test_the_word_list_names_unknown_words(snapshot, tmp_path):
+    vocabulary = word_vocabulary(str(snapshot))
+    assert vocabulary == sorted({*WORDS[:-1], "the", "blue", "square", "slides", "up"})
+    assert unknown_words("The magenta square, slides UP" + SUFFIX + " magenta", vocabulary) == ["magenta"]
+    assert word_vocabulary(str(tmp_path)) is None  # no list: a subword tokenizer, nothing to check

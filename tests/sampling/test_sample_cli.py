@@ -118,3 +118,25 @@ def test_default_snapshot_is_the_built_demo_else_the_tiny_snapshot(monkeypatch, 
     args = sample.parse_args(["--width", "128", "--negative-prompt", "blurry"])
     sample.fill_defaults(args)
     assert (args.width, args.height, args.negative_prompt) == (128, 64, "blurry")  # flags win over the defaults
+
+
+def test_prompt_words_outside_the_demo_vocabulary_warn_or_fail(no_model_loads, capsys):
+    prompt = ["--prompt", "a magenta star bouncing diagonally, the red circle"]
+    with pytest.raises(SystemExit, match=r"--prompt: 'magenta', 'star', 'bouncing', 'diagonally' not in the "
+                                         r"vocabulary of .*shapes_demo .*know only: 8k a blue circle"):
+        sample.main([*prompt, "--strict-vocab", "--no-compile-cache"])
+    capsys.readouterr()
+    args = sample.parse_args([*prompt, "--negative-prompt", "Blurry"])
+    sample.fill_defaults(args)
+    sample.check_vocabulary(args)
+    assert capsys.readouterr().err.startswith(
+        "warning: 'magenta', 'star', 'bouncing', 'diagonally', 'blurry' not in the vocabulary of ")
+
+
+def test_known_words_and_subword_snapshots_pass_the_vocabulary_check(capsys):
+    for argv in (["--prompt", "One CYAN triangle slides up, hyper quality, Ultra HD, 8K", "--strict-vocab"],
+                 ["--snapshot", sample.TINY_SNAPSHOT, "--prompt", "a magenta star", "--strict-vocab"]):
+        args = sample.parse_args(argv)
+        sample.fill_defaults(args)
+        sample.check_vocabulary(args)
+    assert capsys.readouterr().err == ""
