@@ -95,8 +95,9 @@ def fill_defaults(args) -> None:
     """The embedded snapshots' defaults, else the reference app's; checks files before any model loads."""
     if args.snapshot is None:
         args.snapshot = DEMO_SNAPSHOT if os.path.isdir(DEMO_SNAPSHOT) else TINY_SNAPSHOT
-    if not os.path.isdir(args.snapshot):
-        sys.exit(f"error: snapshot folder {args.snapshot} does not exist")
+    from pyramid_jax.snapshot import resolve_snapshot
+
+    args.snapshot = resolve_snapshot(args.snapshot)  # a folder, or a hub id through huggingface_hub's cache
     if args.image is not None and not os.path.isfile(args.image):
         what = "is a folder, not an image file" if os.path.isdir(args.image) else "does not exist"
         sys.exit(f"error: input image {args.image} {what}")

@@ -5,13 +5,15 @@ written by `convert_torch_weights.py` (each model folder then holds config.json 
     <snapshot>/causal_video_vae/                           the VAE
     <snapshot>/tokenizer{,_2,_3}/ text_encoder{,_2,_3}/    the family's text encoders (dit/families.py)
 
-Every folder name of the layout is spelled here; everything else asks a `Snapshot`, which names the missing
+A snapshot is named by its folder or by a Hugging Face hub id (`rain1011/pyramid-flow-miniflux`), which resolves
+through huggingface_hub's cache (`resolve_snapshot`). Every folder name of the layout is spelled here; everything else asks a `Snapshot`, which names the missing
 folder or file in its errors.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 from pyramid_jax.dit.families import FAMILIES, Family, get_family
 from pyramid_jax.io import weights
@@ -23,11 +25,33 @@ TOKENIZER, TEXT_ENCODER = "tokenizer", "text_encoder"
 TEXT_SUFFIXES = tuple(dict.fromkeys(s for f in FAMILIES.values() for s in f.text.suffixes))
 
 
+# A Hugging Face hub repository id, `owner/name` (e.g. rain1011/pyramid-flow-miniflux).
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
+
 def resolve_snapshot(path: str) -> str:
-    """The local folder of snapshot `path`: the one place a snapshot name becomes a folder."""
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"snapshot folder {path} does not exist")
-    return path
+    """The local folder of snapshot `path`: the one place a snapshot name becomes a folder. A `path` that is no folder
+    but reads as a hub id (`owner/name`) is the hub repository's snapshot in huggingface_hub's cache."""
+    if os.path.isdir(path):
+        return path
+    if HUB_ID.fullmatch(path) and not os.path.exists(path):
+        return hub_snapshot(path)
+    raise FileNotFoundError(f"snapshot folder {path} does not exist")
+
+
+def hub_snapshot(repo_id: str) -> str:
+    """The folder of hub repository `repo_id` in huggingface_hub's cache ($HF_HUB_CACHE, default
+    ~/.cache/huggingface/hub): downloaded, or brought up to date, when the hub can be reached; else the cached copy
+    (offline, and with HF_HUB_OFFLINE=1, the hub is not asked)."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        return snapshot_download(repo_id)
+    except (OSError, HFValidationError) as e:  # not cached and not downloadable: offline, unknown repo, gated, ...
+        raise FileNotFoundError(
+            f"snapshot {repo_id} is not a folder, and as a hub id it is neither in huggingface_hub's cache "
+            f"({constants.HF_HUB_CACHE}) nor downloadable ({type(e).__name__}: {e})") from None
 
 
 class Snapshot:
