@@ -1,18 +1,21 @@
 """Generate videos (or images) with Pyramid Flow: text-to-video, or image-to-video with --image.
 
     python sample.py                                   # the default snapshot (see below)
-    python sample.py --snapshot pyramid-flow-miniflux --prompt "a red fox in the snow" --output fox.mp4
+    python sample.py --snapshot rain1011/pyramid-flow-miniflux --prompt "a red fox in the snow" --output fox.mp4
+    python sample.py --snapshot tests/fixtures/snapshots/miniflux_tiny --dit out/train_tiny/model
     python sample.py --snapshot pyramid-flow-miniflux --image cat.png --prompt "the cat turns its head" --temp 16
     python sample.py --snapshot pyramid-flow-miniflux --variant diffusion_transformer_image --temp 1 \\
         --width 1280 --height 768 --guidance-scale 9 --steps 20,20,20 --output fox.png
 
 Defaults follow the reference's app: the variant's native size, temp 16 (at most the variant's limit), steps
 20,20,20 for the first frame and 10,10,10 for later ones (i2v: 10,10,10 throughout), guidance 7 / video guidance 5
-(i2v: 4). Without --snapshot: checkpoints/shapes_demo when it has been built (tools/build_shapes_demo.py trains it
-on CPU with our train.py on moving coloured shapes; 64x64 videos of 17 frames, prompts such as "one blue square
-slides left"), else the random-weight tiny snapshot of tests/fixtures (a 192x128, 3-frame, 2-step run of the whole
-pipeline). Several --prompt flags are generated as one batch; each video is written to its own file
-(`name_0.mp4`, `name_1.mp4`, ...).
+(i2v: 4); a DiT folder's own sampling.json (as the embedded snapshots have) sets its native size, max temp and
+defaults instead. Without --snapshot: the moving-shapes demo committed in checkpoints/shapes_demo (trained on CPU
+from scratch by tools/build_shapes_demo.py with our train.py; 64x64 videos of 9 frames, prompts such as "one blue
+square slides left" in its 26-word vocabulary). --snapshot also takes a hub id such as rain1011/pyramid-flow-miniflux
+(downloaded into huggingface_hub's cache, or read from it offline). --dit swaps in a trained DiT folder, e.g.
+`train.py`'s `<output_dir>/model`. Several --prompt flags are generated as one batch; each video is written to its
+own file (`name_0.mp4`, `name_1.mp4`, ...).
 
 Devices: the run is sharded over all local devices. By default the guidance batch (2 rows per prompt) is split over
 the `data` axis as far as it divides, and the remaining devices form `fsdp`, which shards the weights (e.g. 8 GPUs,
@@ -20,7 +23,7 @@ one prompt: data=2, fsdp=4). --mesh data=2,fsdp=2,tensor=2 picks the axes (unnam
 
 Compilation cache: compiled programs are saved on disk (default ~/.cache/pyramid_jax/xla, or
 $JAX_COMPILATION_CACHE_DIR), so a second run of the same sizes loads them instead of compiling (the sampler compiles
-one program per latent frame). --compile-cache DIR moves it; --no-compile-cache turns it off.
+one program per unit bucket). --compile-cache DIR moves it; --no-compile-cache turns it off.
 """
 
 from __future__ import annotations
@@ -34,12 +37,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO_SNAPSHOT = os.path.join(HERE, "checkpoints", "shapes_demo")
 TINY_SNAPSHOT = os.path.join(HERE, "tests", "fixtures", "snapshots", "miniflux_tiny")
-# Sampling defaults of the embedded snapshots; a flag given on the command line wins.
-EMBEDDED_DEFAULTS = {
-    DEMO_SNAPSHOT: dict(width=64, height=64, temp=2, steps="10,10,10", video_steps="10,10,10", guidance_scale=4.0,
-                        video_guidance_scale=4.0, negative_prompt="", prompt=["the red circle is moving right"]),
-    TINY_SNAPSHOT: dict(width=192, height=128, temp=3, steps="2,2,2", video_steps="2,2,2"),
-}
 DEFAULT_PROMPT = "A red fox jumping over a frozen river at sunset, snow falls gently"
 
 
@@ -56,6 +53,8 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--snapshot", help="snapshot folder (released torch layout or converted); default: see below")
     p.add_argument("--variant", default="diffusion_transformer_384p", help="DiT folder of the snapshot")
+    p.add_argument("--dit", metavar="FOLDER", help="a DiT folder used instead of the snapshot's --variant, e.g. a "
+                   "train.py run's <output_dir>/model (the rest of the snapshot is used as is)")
     p.add_argument("--prompt", action="append", help="prompt; repeat the flag for a batch of prompts")
     p.add_argument("--negative-prompt", default=None, help="default: the reference's negative prompt")
     p.add_argument("--image", help="input image for image-to-video (resized and center-cropped to the size)")
@@ -94,17 +93,21 @@ def parse_args(argv):
 def fill_defaults(args) -> None:
     """The embedded snapshots' defaults, else the reference app's; checks files before any model loads."""
     if args.snapshot is None:
-        args.snapshot = DEMO_SNAPSHOT if os.path.isdir(DEMO_SNAPSHOT) else TINY_SNAPSHOT
-    from pyramid_jax.snapshot import resolve_snapshot
+        args.snapshot = DEMO_SNAPSHOT
+    from pyramid_jax.snapshot import resolve_snapshot, sampling_defaults
 
     args.snapshot = resolve_snapshot(args.snapshot)  # a folder, or a hub id through huggingface_hub's cache
     if args.image is not None and not os.path.isfile(args.image):
         what = "is a folder, not an image file" if os.path.isdir(args.image) else "does not exist"
         sys.exit(f"error: input image {args.image} {what}")
     check_arguments(args)
-    for name, value in EMBEDDED_DEFAULTS.get(os.path.abspath(args.snapshot), {}).items():
-        if getattr(args, name) is None:
-            setattr(args, name, step_list(value) if "steps" in name else value)
+    if args.dit is not None and not os.path.isdir(args.dit):
+        raise FileNotFoundError(f"--dit folder {args.dit} does not exist")
+    # The DiT folder's own sampling.json (the embedded snapshots have one), else the snapshot variant's.
+    folders = [*([args.dit] if args.dit else []), os.path.join(args.snapshot, args.variant)]
+    for name, value in next((d for d in map(sampling_defaults, folders) if d), {}).items():
+        if name != "max_temp" and getattr(args, name) is None:  # max_temp: the pipeline's preset
+            setattr(args, name, value)
     if args.guidance_scale is None:
         args.guidance_scale = 7.0
     i2v = args.image is not None
@@ -208,7 +211,7 @@ def run(argv) -> int:
     mesh = make_mesh(**axes)
     pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, mesh, low_memory=args.low_memory,
                                                allow_pickle=args.allow_pickle,
-                                               lora=[parse_lora_arg(x) for x in args.lora])
+                                               lora=[parse_lora_arg(x) for x in args.lora], dit=args.dit)
     if args.temp is None:
         args.temp = min(16, pipe.preset.max_temp) if pipe.preset is not None else 16
     if args.width is None or args.height is None:

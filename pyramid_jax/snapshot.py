@@ -6,12 +6,13 @@ written by `convert_torch_weights.py` (each model folder then holds config.json 
     <snapshot>/tokenizer{,_2,_3}/ text_encoder{,_2,_3}/    the family's text encoders (dit/families.py)
 
 A snapshot is named by its folder or by a Hugging Face hub id (`rain1011/pyramid-flow-miniflux`), which resolves
-through huggingface_hub's cache (`resolve_snapshot`). Every folder name of the layout is spelled here; everything else asks a `Snapshot`, which names the missing
-folder or file in its errors.
+through huggingface_hub's cache (`resolve_snapshot`). Every folder name of the layout is spelled here; everything
+else asks a `Snapshot`, which names the missing folder or file in its errors.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -98,6 +99,32 @@ class Snapshot:
         family = get_family(family) if isinstance(family, str) else family
         paths = [self.folder(name, family.name) for name in text_folder_names(family)]
         return paths[0::2], paths[1::2]
+
+
+# In a DiT folder, next to config.json: the variant's native size and max temp (`width`, `height`, `max_temp`, which
+# override the released variant's), and optionally sample.py's defaults for it. The embedded snapshots have one.
+SAMPLING_FILE = "sampling.json"
+SAMPLING_FIELDS = {"width": int, "height": int, "max_temp": int, "temp": int, "steps": list, "video_steps": list,
+                   "guidance_scale": float, "video_guidance_scale": float, "negative_prompt": str, "prompt": list}
+
+
+def sampling_defaults(dit_folder: str) -> dict:
+    """The `sampling.json` of a DiT folder as a dict (empty when there is none), each field checked."""
+    path = os.path.join(dit_folder, SAMPLING_FILE)
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        try:
+            values = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+    for name, value in values.items() if isinstance(values, dict) else [("", values)]:
+        kind = SAMPLING_FIELDS.get(name)
+        if kind is None:
+            raise ValueError(f"{path}: unknown field {name!r}; known: {sorted(SAMPLING_FIELDS)}")
+        if not isinstance(value, (int, float) if kind is float else kind) or isinstance(value, bool):
+            raise ValueError(f"{path}: {name} must be {kind.__name__}; got {value!r}")
+    return values
 
 
 def text_folder_names(family: Family) -> list[str]:
