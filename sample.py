@@ -246,7 +246,12 @@ def run(argv) -> int:
         with atomic_file(args.save_latents) as tmp:
             np.save(tmp, np.asarray(latents, np.float32))
         print(f"latents {tuple(latents.shape)} [B, T, h, w, C] -> {args.save_latents}")
+    print(f"decoding {latents.shape[0]} video(s) of {latents.shape[1]} latent frames with the VAE "
+          f"({'1 latent frame, 256-pixel tiles' if args.low_memory else '2 latent frames, 512-pixel tiles'} at a time)",
+          flush=True)
+    decode_start = time.perf_counter()
     videos = pipe.decode_latent(latents, save_memory=args.low_memory)
+    print(f"decoded in {time.perf_counter() - decode_start:.1f} s", flush=True)
     for video, path in zip(videos, output_paths(args.output, len(videos))):
         print(f"{video.shape[0]} frame(s) {video.shape[2]}x{video.shape[1]} -> {save_frames(video, path)}")
     mesh_text = ", ".join(f"{name}={size}" for name, size in mesh.shape.items() if size > 1) or "one device"
