@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pyramid_jax.pipeline import PyramidFlowPipeline
-from pyramid_jax.vae.latents import normalize_latents
+from pyramid_jax.dit.families import normalize_latents
 
 from conftest import FIXTURES
 
