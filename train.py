@@ -14,6 +14,10 @@ writing the trained model (EMA weights when kept) to `<output_dir>/model`, a fol
 run: only the adapters, to `<output_dir>/lora`, for `sample.py --lora`). On a
 multi-host pod every host runs the same command (`distributed=auto` initializes JAX's distributed runtime) and
 reads its own share of each batch.
+
+Compiled programs are kept in the persistent compilation cache (default ~/.cache/pyramid_jax/xla, or
+$JAX_COMPILATION_CACHE_DIR; --compile-cache DIR moves it, --no-compile-cache turns it off), so a rerun of the same
+sizes skips compiling; each program's compile seconds are logged.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", required=True, help="a configs/train/<name>.py file")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. loop.num_steps=100")
+    from pyramid_jax.compile_cache import add_compile_cache_flags
     from pyramid_jax.errors import add_debug_flag
 
+    add_compile_cache_flags(p)
     add_debug_flag(p)
     return p.parse_args(argv)
 
@@ -64,7 +70,10 @@ def run(argv) -> int:
     from pyramid_jax.training.run_lock import lock_output_dir
     from pyramid_jax.vae_training.run import train_vae
 
+    from pyramid_jax.compile_cache import setup_compile_cache
+
     log = print if jax.process_index() == 0 else (lambda _: None)
+    setup_compile_cache(args, log)
     _lock = lock_output_dir(config.output_dir) if jax.process_index() == 0 else None  # held while this runs
     try:
         (train_vae if isinstance(config, VAETrainConfig) else train_dit)(config, log)

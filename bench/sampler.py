@@ -24,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import pyramid_jax  # noqa: E402
+from pyramid_jax.compile_cache import log_compile_times  # noqa: E402
 from pyramid_jax.dit.apply import dit_apply_fn  # noqa: E402
 from pyramid_jax.sampling.history import history_clips  # noqa: E402
 from pyramid_jax.sampling.noise import KeyNoise  # noqa: E402
@@ -57,6 +58,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=1, help="prompts per batch (the DiT sees 2x with guidance)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     args = p.parse_args()
+    log_compile_times(min_seconds=0.1)  # one line per compiled program, with its seconds
     steps, video_steps = ([int(s) for s in x.split(",")] for x in (args.steps, args.video_steps))
     dtype = DTYPES[args.dtype]
 

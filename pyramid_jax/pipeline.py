@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from typing import Any, Callable, Sequence
 
 import jax
@@ -26,7 +27,7 @@ from pyramid_jax.presets import ModelPreset, find_preset
 from pyramid_jax.sampling.noise import KeyNoise, NoiseSource
 from pyramid_jax.sampling.sampler import PyramidSampler, guidance_rows
 from pyramid_jax.sampling.scheduler import PyramidFlowScheduler
-from pyramid_jax.snapshot import Snapshot
+from pyramid_jax.snapshot import Snapshot, sampling_defaults
 from pyramid_jax.text.conditioning import TextConditioning
 from pyramid_jax.text.encoder import load_text_encoder
 from pyramid_jax.text.load import TEXT
@@ -37,6 +38,16 @@ DEFAULT_NEGATIVE_PROMPT = ("cartoon style, worst quality, low quality, blurry, a
                            "low res, extra limbs, extra digits, misplaced objects, mutated anatomy, monochrome, horror")
 PROMPT_SUFFIX = ", hyper quality, Ultra HD, 8K"  # appended to every positive prompt, as the reference does
 OUTPUT_TYPES = ("pil", "np", "latent")
+
+
+def native_preset(dit_folders: Sequence[str], model_name: str, variant: str, config) -> ModelPreset | None:
+    """The native size and max temp of the first DiT folder whose `sampling.json` gives them, else the released
+    variant's preset (None for a custom variant)."""
+    for folder in dit_folders:
+        native = sampling_defaults(folder)
+        if {"width", "height", "max_temp"} <= native.keys():
+            return ModelPreset(model_name, variant, config, native["width"], native["height"], native["max_temp"])
+    return find_preset(model_name, variant)
 
 
 @dataclasses.dataclass
@@ -73,7 +84,7 @@ class PyramidFlowPipeline:
     @classmethod
     def from_pretrained(cls, path: str | Snapshot, variant: str = "diffusion_transformer_384p", dtype=jnp.bfloat16,
                         mesh: Mesh | None = None, *, low_memory: bool = False, allow_pickle: bool = False,
-                        lora: Sequence[tuple[str, float]] = (),
+                        lora: Sequence[tuple[str, float]] = (), dit: str | None = None,
                         attention_backend: str | None = None) -> "PyramidFlowPipeline":
         """A pipeline on snapshot `path` (released torch layout or converted by `convert_torch_weights.py`).
 
@@ -83,11 +94,14 @@ class PyramidFlowPipeline:
         devices. `low_memory` releases each model after use, so that only one of text encoder, DiT and VAE is
         resident at a time (each call then reloads them). `lora`: `(folder, scale)` pairs of LoRA folders
         (written by a `train.py ... lora.rank=r` run) added into the DiT's weights as it loads; each is checked
-        against the DiT here, before any model loads. `attention_backend` overrides the DiT config's (see
-        `layers/attention.py`; default: the config's, normally `auto`).
+        against the DiT here, before any model loads. `dit`: a DiT folder used instead of the snapshot's `variant`
+        (e.g. `train.py`'s `<output_dir>/model`), with the rest of the snapshot. The native size and max temp come
+        from the DiT folder's `sampling.json` (else the snapshot's `variant` folder's), else the released variant.
+        `attention_backend` overrides the DiT config's (see `layers/attention.py`; default: the config's,
+        normally `auto`).
         """
         snapshot = Snapshot(path)
-        dit_path = snapshot.dit(variant)
+        dit_path = snapshot.dit(variant) if dit is None else dit
         overrides = {} if attention_backend is None else {"attention_backend": check_backend(attention_backend)}
         config = read_dit_config(dit_path, **overrides)
         model_name = family_of_config(config).name
@@ -102,7 +116,8 @@ class PyramidFlowPipeline:
                    LazyModel(lambda: load_text_encoder(snapshot, model_name, dtype, **kw), keep),
                    LazyModel(lambda: merge_loras(load_dit(dit_path, dtype, **kw, **overrides), loras, mesh), keep),
                    LazyModel(lambda: load_vae(vae_path, dtype, **kw), keep),
-                   find_preset(model_name, variant), mesh=mesh)
+                   native_preset([dit_path, os.path.join(snapshot.path, variant)], model_name, variant, config),
+                   mesh=mesh)
 
     # -- entry points ---------------------------------------------------------------------------------------------
 

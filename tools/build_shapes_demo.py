@@ -62,11 +62,11 @@ def build(argv) -> int:
 
     from pyramid_jax.demo.captions import vocabulary
     from pyramid_jax.demo.dataset import write_shapes_dataset
-    from pyramid_jax.demo.models import DIT_CONFIG, FRAMES, SIZE, VAE_CONFIG
+    from pyramid_jax.demo.models import DIT_CONFIG, FRAMES, SAMPLING, SIZE, VAE_CONFIG
     from pyramid_jax.demo.text_stack import write_text_stack
     from pyramid_jax.dit.families import get_family
     from pyramid_jax.io.atomic import atomic_directory
-    from pyramid_jax.snapshot import VAE_FOLDER, text_folder_names
+    from pyramid_jax.snapshot import SAMPLING_FILE, VAE_FOLDER, text_folder_names
 
     family = get_family(DIT_CONFIG["_class_name"])
     dit_variant = family.variants[0].folder
@@ -98,6 +98,7 @@ def build(argv) -> int:
     with atomic_directory(args.output, overwrite=True) as tmp:
         shutil.copytree(staged, tmp, dirs_exist_ok=True)
         shutil.copytree(os.path.join(WORK, "dit_run", "model"), os.path.join(tmp, dit_variant))
+        write_json(os.path.join(tmp, dit_variant, SAMPLING_FILE), SAMPLING)
     print(f"demo snapshot -> {args.output}")
     return 0
 

@@ -45,6 +45,9 @@ def parse_args(argv):
     p.add_argument("--on_error", choices=("fail", "skip"), default="fail")
     p.add_argument("--overwrite", action="store_true")
     add_debug_flag(p)
+    from pyramid_jax.compile_cache import add_compile_cache_flags
+
+    add_compile_cache_flags(p)
     return p.parse_args(argv)
 
 
@@ -54,6 +57,9 @@ def main(argv=None) -> int:
 
 def run(argv) -> int:
     args = parse_args(argv)
+    from pyramid_jax.compile_cache import setup_compile_cache
+
+    setup_compile_cache(args)
     import jax
     import jax.numpy as jnp
     import numpy as np
