@@ -1,4 +1,4 @@
-"""Generate videos (or images) with Pyramid Flow: text-to-video, or image-to-video with --image.
+"""Generate videos (or images) with Pyramid Flow: text-to-video, image-to-video with --image, or extend a clip.
 
     python sample.py                                   # the default snapshot (see below)
     python sample.py --snapshot rain1011/pyramid-flow-miniflux --prompt "a red fox in the snow" --output fox.mp4
@@ -6,6 +6,7 @@
     python sample.py --snapshot pyramid-flow-miniflux --image cat.png --prompt "the cat turns its head" --temp 16
     python sample.py --snapshot pyramid-flow-miniflux --variant diffusion_transformer_image --temp 1 \\
         --width 1280 --height 768 --guidance-scale 9 --steps 20,20,20 --output fox.png
+    python sample.py --snapshot pyramid-flow-miniflux --extend fox.mp4 --temp 8 --prompt "the fox runs on"
 
 Defaults follow the reference's app: the variant's native size, temp 16 (at most the variant's limit), steps
 20,20,20 for the first frame and 10,10,10 for later ones (i2v: 10,10,10 throughout), guidance 7 / video guidance 5
@@ -16,6 +17,13 @@ square slides left" in its 26-word vocabulary). --snapshot also takes a hub id s
 (downloaded into huggingface_hub's cache, or read from it offline). --dit swaps in a trained DiT folder, e.g.
 `train.py`'s `<output_dir>/model`. Several --prompt flags are generated as one batch; each video is written to its
 own file (`name_0.mp4`, `name_1.mp4`, ...).
+
+Long videos: --extend continues a clip (a video file of 1 + 8k frames at a size the variant takes, or latents saved
+with --save-latents) by --temp latent frames, with --video-steps and --video-guidance-scale, and writes the whole
+video. Past --window latent frames (default: the variant's trained maximum) each frame sees only the latest ones,
+so time and memory per frame stay flat. The latents are written after every frame (to --save-latents, else to
+`<output>.partial.npy`, removed at the end): after Ctrl-C or a kill, `--extend` that file with the same prompt and
+seed to continue; continuing a text-to-video run this way gives the same video as an uninterrupted run.
 
 Devices: the run is sharded over all local devices. By default the guidance batch (2 rows per prompt) is split over
 the `data` axis as far as it divides, and the remaining devices form `fsdp`, which shards the weights (e.g. 8 GPUs,
@@ -71,10 +79,17 @@ def parse_args(argv):
                         "SCALE (default 1); repeat the flag to apply several")
     p.add_argument("--output", default=os.path.join(HERE, "out", "sample.mp4"),
                    help=".mp4 (24 fps), .gif, .png (an image; a video as its frame strip), or a folder of PNG frames")
-    p.add_argument("--save-latents", help="also write the latents [B, T, h, w, C] to this .npy file")
+    p.add_argument("--save-latents", help="also write the latents [B, T, h, w, C] to this .npy file (after every "
+                   "frame, so an interrupted run keeps the frames it finished)")
+    p.add_argument("--extend", metavar="CLIP", help="continue this video file or --save-latents .npy by --temp "
+                   "latent frames (the output is the whole video)")
+    p.add_argument("--trim", action="store_true", help="with --extend: drop the clip's first frames to 1 + 8k")
+    p.add_argument("--window", type=int, help="latent frames each unit sees, itself included (default: the "
+                   "variant's max temp); longer videos condition on the latest ones")
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto", help="auto: bf16 on GPU/TPU, else fp32")
     p.add_argument("--low-memory", action="store_true",
                    help="one model resident at a time; VAE decodes 1 latent frame at a time with 256-pixel tiles")
+    p.add_argument("--attention-backend", help="auto (default), xla, blockwise, ...: see layers/attention.py")
     p.add_argument("--mesh", help="device mesh axes such as data=2,fsdp=4 (default: see Devices below)")
     from pyramid_jax.compile_cache import add_compile_cache_flags
 
@@ -83,7 +98,7 @@ def parse_args(argv):
                    help="a snapshot with word-level tokenizers (the demo) refuses prompt words outside its vocabulary "
                         "(default: a warning naming them)")
     p.add_argument("--allow-pickle", action="store_true",
-                   help="read pickled .bin weights (the released snapshot's VAE) with torch")
+                   help="read pickled .bin weights (the released snapshot's VAE; tensors only, no code is run)")
     from pyramid_jax.errors import add_debug_flag
 
     add_debug_flag(p)
@@ -100,6 +115,10 @@ def fill_defaults(args) -> None:
     if args.image is not None and not os.path.isfile(args.image):
         what = "is a folder, not an image file" if os.path.isdir(args.image) else "does not exist"
         sys.exit(f"error: input image {args.image} {what}")
+    if args.extend is not None and not os.path.isfile(args.extend):
+        sys.exit(f"error: --extend clip {args.extend} does not exist")
+    if args.extend is not None and args.image is not None:
+        sys.exit("error: give --image (image-to-video) or --extend (continue a clip), not both")
     check_arguments(args)
     if args.dit is not None and not os.path.isdir(args.dit):
         raise FileNotFoundError(f"--dit folder {args.dit} does not exist")
@@ -172,6 +191,11 @@ def load_image(path: str, width: int, height: int):
     return image.crop((left, top, left + width, top + height))
 
 
+def progress_path(args) -> str:
+    """Where the latents go after every unit: --save-latents, else `<output>.partial.npy`."""
+    return args.save_latents or os.path.splitext(args.output)[0] + ".partial.npy"
+
+
 def output_paths(path: str, count: int) -> list[str]:
     if count == 1:
         return [path]
@@ -197,6 +221,7 @@ def run(argv) -> int:
 
     from pyramid_jax.compile_cache import setup_compile_cache
     from pyramid_jax.io.atomic import atomic_file
+    from pyramid_jax.clip_input import save_latents
     from pyramid_jax.io.video import save_frames
     from pyramid_jax.lora.files import parse_lora_arg
     from pyramid_jax.parallel.mesh import make_mesh, parse_mesh_axes
@@ -211,7 +236,8 @@ def run(argv) -> int:
     mesh = make_mesh(**axes)
     pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, mesh, low_memory=args.low_memory,
                                                allow_pickle=args.allow_pickle,
-                                               lora=[parse_lora_arg(x) for x in args.lora], dit=args.dit)
+                                               lora=[parse_lora_arg(x) for x in args.lora], dit=args.dit,
+                                               attention_backend=args.attention_backend)
     if args.temp is None:
         args.temp = min(16, pipe.preset.max_temp) if pipe.preset is not None else 16
     if args.width is None or args.height is None:
@@ -220,24 +246,43 @@ def run(argv) -> int:
         args.width, args.height = args.width or pipe.preset.width, args.height or pipe.preset.height
 
     bars = []  # created at the first unit, after the arguments passed the pipeline's checks
+    done = dict(saved=0, total=None)  # latent frames on disk, and in the whole video
 
     def progress(unit: int, total: int) -> None:
+        done["total"] = total
         if not bars:
             bars.append(tqdm(total=total, desc="frames", unit="frame"))
         bars[0].update(unit - bars[0].n)  # frames done before this unit
 
-    common = dict(temp=args.temp, guidance_scale=args.guidance_scale, video_guidance_scale=args.video_guidance_scale,
-                  negative_prompt=DEFAULT_NEGATIVE_PROMPT if args.negative_prompt is None else args.negative_prompt,
-                  seed=args.seed,
-                  output_type="latent", callback=progress)
+    partial = progress_path(args)
+
+    def keep(latents) -> None:  # after every unit: an interruption keeps the units finished so far
+        save_latents(partial, np.asarray(latents, np.float32))
+        done["saved"] = latents.shape[1]
+
+    common = dict(temp=args.temp, negative_prompt=DEFAULT_NEGATIVE_PROMPT if args.negative_prompt is None
+                  else args.negative_prompt, seed=args.seed, window=args.window, output_type="latent",
+                  callback=progress, on_unit=keep)
+    guidance = dict(guidance_scale=args.guidance_scale, video_guidance_scale=args.video_guidance_scale)
     start = time.perf_counter()
-    if args.image is not None:
-        image = load_image(args.image, args.width, args.height)
-        latents = pipe.generate_i2v(args.prompt, image, num_inference_steps=args.steps, **common)
-    else:
-        latents = pipe.generate(args.prompt, args.height, args.width, num_inference_steps=args.steps,
-                                video_num_inference_steps=args.video_steps, **common)
-    latents = jax.block_until_ready(latents)
+    try:
+        if args.extend is not None:
+            latents = pipe.extend(args.prompt, args.extend, num_inference_steps=args.video_steps, trim=args.trim,
+                                  guidance_scale=args.video_guidance_scale if args.guidance_scale > 0 else 0.0,
+                                  **common)
+        elif args.image is not None:
+            image = load_image(args.image, args.width, args.height)
+            latents = pipe.generate_i2v(args.prompt, image, num_inference_steps=args.steps, **guidance, **common)
+        else:
+            latents = pipe.generate(args.prompt, args.height, args.width, num_inference_steps=args.steps,
+                                    video_num_inference_steps=args.video_steps, **guidance, **common)
+        latents = jax.block_until_ready(latents)
+    except KeyboardInterrupt:
+        kept = (f"the {done['saved']} latent frames finished so far are in {partial}; continue with --extend "
+                f"{partial} --temp {done['total'] - done['saved']} and the same prompt and seed") if done["saved"] \
+            else "no frame was finished"
+        print(f"\ninterrupted: {kept}", file=sys.stderr)
+        raise
     for bar in bars:
         bar.update(bar.total - bar.n)
         bar.close()
@@ -254,8 +299,10 @@ def run(argv) -> int:
     print(f"decoded in {time.perf_counter() - decode_start:.1f} s", flush=True)
     for video, path in zip(videos, output_paths(args.output, len(videos))):
         print(f"{video.shape[0]} frame(s) {video.shape[2]}x{video.shape[1]} -> {save_frames(video, path)}")
+    if not args.save_latents and os.path.exists(partial):
+        os.remove(partial)  # the videos are written
     mesh_text = ", ".join(f"{name}={size}" for name, size in mesh.shape.items() if size > 1) or "one device"
-    print(f"sampled {len(videos)} video(s) of {args.temp} latent frames in {sampled:.1f} s "
+    print(f"sampled {len(videos)} video(s) of {latents.shape[1]} latent frames in {sampled:.1f} s "
           f"(decode {time.perf_counter() - start - sampled:.1f} s) on {jax.device_count()} "
           f"{jax.devices()[0].platform} device(s), mesh {mesh_text}")
     return 0

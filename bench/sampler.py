@@ -5,7 +5,8 @@
 
 Text conditioning is random (no text encoder) and there is no VAE decode: this measures the sampler alone. The
 "sum of DiT calls" times every DiT call of the video as a standalone jitted forward of the same shapes; the ratio
-of the sampler's time to it is the sampler's overhead (scan, guidance, Euler steps, history assembly, dispatch).
+of the sampler's time to it is the sampler's overhead (scan, guidance, Euler steps, history assembly and padding to
+its bucket, dispatch).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def main() -> int:
           f"{args.width}x{args.height}, temp {args.temp}, steps {steps} / {video_steps}, batch {b} (x2 CFG)")
     print(f"seconds per video (warm): {per_video:.3f}; first video {first:.2f} s, "
           f"so compile ~{first - per_video:.2f} s")
-    print(f"compiled unit programs: {programs} (one per unit: the history grows; reused by later videos)")
+    print(f"compiled unit programs: {programs} (the first unit's and one per history bucket; reused by later videos)")
     print(f"DiT calls: {num_calls}, sum of standalone DiT call times {dit_total:.3f} s; "
           f"sampler time / DiT time = {per_video / dit_total:.3f}")
     return 0

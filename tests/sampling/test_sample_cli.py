@@ -17,7 +17,7 @@ def no_model_loads(monkeypatch):
 
 @pytest.mark.parametrize("argv,message", [
     (["--width", "100"], "multiples of 64"),
-    (["--temp", "0"], r"temp \(latent frames\) must be an integer >= 1"),
+    (["--temp", "0"], r"temp \(latent frames\) must be an integer in >= 1"),
     (["--image", "no_such_image.png"], "input image no_such_image.png does not exist"),
     (["--variant", "diffusion_transformer_768p"], "no DiT variant 'diffusion_transformer_768p'"),
     (["--snapshot", "no_such_snapshot"], "snapshot folder no_such_snapshot does not exist"),
