@@ -38,7 +38,7 @@ def add_compile_cache_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def setup_compile_cache(args: argparse.Namespace, log: Callable[[str], None] | None = print,
-                        min_seconds: float = 1.0) -> None:
+                        min_seconds: float = 2.0) -> None:
     """The cache as the flags say (on by default), and compile times logged with `log` (None: not logged)."""
     if not args.no_compile_cache:
         enable_compile_cache(args.compile_cache or default_cache_dir())
@@ -46,7 +46,7 @@ def setup_compile_cache(args: argparse.Namespace, log: Callable[[str], None] | N
         log_compile_times(log, min_seconds)
 
 
-def log_compile_times(log: Callable[[str], None] = print, min_seconds: float = 1.0) -> None:
+def log_compile_times(log: Callable[[str], None] = print, min_seconds: float = 2.0) -> None:
     """From now on, logs `program <name>: compiled in <s> s` (or `loaded from the compilation cache in ...`) for
     every XLA compilation taking at least `min_seconds`, so a slow first step is seen to be compilation. A second
     call replaces the first's `log` and threshold."""

@@ -81,6 +81,7 @@ def train_dit(config: TrainConfig, log: Callable[[str], None] = print) -> str:
         folder = save_lora(os.path.join(config.output_dir, "lora"), state.ema if config.ema else state.params, lora,
                            model.config)
     else:
-        folder = export_model(state, dit_config_to_dict(model.config), os.path.join(config.output_dir, "model"))
+        exported = model.config.replace(remat_policy="none", scan_layers=False)  # run-time knobs, not the model's
+        folder = export_model(state, dit_config_to_dict(exported), os.path.join(config.output_dir, "model"))
     log(f"done: step {int(state.step)}, {int(state.num_skipped)} skipped step(s); model -> {folder}")
     return folder
