@@ -40,7 +40,7 @@ def edit_weights(src, change):
 
 def test_integer_weights_are_refused(dit_copy, tmp_path):
     edit_weights(dit_copy, lambda t: t.update({"proj_out.bias": t["proj_out.bias"].astype(np.int32)}))
-    with pytest.raises(SystemExit, match="'proj_out.bias' is int32, not floating point"):
+    with pytest.raises(SystemExit, match=f"{DIT}: weight 'proj_out.bias' is int32, not floating point"):
         convert(dit_copy, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -105,3 +105,17 @@ def test_a_converted_folder_that_does_not_fit_its_config_names_the_parameter(tmp
     assert "context_embedder/kernel: stored [32, 64], config wants [16, 64]" in text
     assert "transformer_blocks/1/" in text and "in the checkpoint, not in the model" in text
     assert len(text) < 3000
+
+
+def test_a_damaged_converted_folder_is_named_not_a_tensorstore_trace(tmp_path):
+    out = tmp_path / "out"
+    assert convert(SNAPSHOT, out) == 0
+    params = out / DIT / "params"
+    for shard in params.glob("**/d/*"):  # the array data lost (a deleted or never-written shard)
+        shard.unlink()
+    with pytest.raises(ValueError, match=f"{params} (cannot be read|holds no parameters) .damaged or incomplete"):
+        pyramid_jax.load_dit(str(out / DIT))
+    shutil.rmtree(params)
+    (params).mkdir()
+    with pytest.raises(ValueError, match=f"{params} (is not a readable converted checkpoint|holds no parameters)"):
+        pyramid_jax.load_dit(str(out / DIT))

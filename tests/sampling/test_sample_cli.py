@@ -1,5 +1,7 @@
 """sample.py: bad arguments end with a clear message before any model loads; the default device mesh."""
 
+import json
+
 import pytest
 
 import pyramid_jax.pipeline
@@ -59,8 +61,13 @@ def test_a_bad_vae_config_fails_before_sampling(no_model_loads, snapshot_copy):
 
 
 def test_a_pickled_vae_needs_allow_pickle_which_sample_accepts(no_model_loads, snapshot_copy):
-    vae = snapshot_copy / "causal_video_vae"
-    (vae / "diffusion_pytorch_model.safetensors").rename(vae / "diffusion_pytorch_model.bin")
+    import torch
+    from safetensors.numpy import load_file
+
+    vae = snapshot_copy / "causal_video_vae"  # the released layout: the VAE as a pickled .bin
+    tensors = load_file(str(vae / "diffusion_pytorch_model.safetensors"))
+    torch.save({k: torch.from_numpy(v) for k, v in tensors.items()}, vae / "diffusion_pytorch_model.bin")
+    (vae / "diffusion_pytorch_model.safetensors").unlink()
     with pytest.raises(SystemExit, match="--allow-pickle"):
         sample.main(["--snapshot", str(snapshot_copy), "--no-compile-cache"])
     with pytest.raises(AssertionError, match="a model was loaded"):  # past every check, to the first model load
@@ -118,3 +125,13 @@ def test_default_snapshot_is_the_built_demo_else_the_tiny_snapshot(monkeypatch, 
     args = sample.parse_args(["--width", "128", "--negative-prompt", "blurry"])
     sample.fill_defaults(args)
     assert (args.width, args.height, args.negative_prompt) == (128, 64, "blurry")  # flags win over the defaults
+
+
+def test_a_vae_that_does_not_fit_its_config_fails_before_sampling(no_model_loads, snapshot_copy):
+    config = snapshot_copy / "causal_video_vae" / "config.json"
+    values = json.loads(config.read_text())
+    wider = 2 * values["encoder_out_channels"]  # a config edited after the weights were made
+    config.write_text(json.dumps({**values, "encoder_out_channels": wider, "decoder_in_channels": wider}))
+    with pytest.raises(SystemExit, match=r"causal_video_vae: checkpoint does not match the CausalVideoVAE model:"
+                                         r"\n  7 mis-shaped"):
+        sample.main(["--snapshot", str(snapshot_copy), "--no-compile-cache"])
