@@ -49,6 +49,7 @@ from dit_forward import sampler_call  # noqa: E402
 from vae_decode_memory import decode_tiles  # noqa: E402
 from pyramid_jax.dit.load import abstract_dit  # noqa: E402
 from pyramid_jax.layers.attention import ATTENTION_BACKENDS  # noqa: E402
+from pyramid_jax.layers.attention import available_backends as backends_on  # noqa: E402
 from pyramid_jax.parallel.mesh import make_mesh  # noqa: E402
 from pyramid_jax.parallel.rules import batch_sharding, state_shardings, traced_on  # noqa: E402
 from pyramid_jax.sampling import TextConditioning  # noqa: E402
@@ -328,6 +329,10 @@ def main(argv=None) -> int:
                               "(pip install -e '.[tpu]') |")
                         continue
                     for backend in args.backends.split(","):
+                        if backend not in backends_on("cpu" if target == "cpu" else "tpu"):
+                            print(f"| {model} | {res} | {program} | {target} | | {backend} | skipped: not a "
+                                  f"backend of this platform |", flush=True)
+                            continue
                         try:
                             print_row(measure(model, res, program, target, backend, args.tiny, cache), args.tiny)
                         except Exception as e:  # a backend a platform cannot compile is a row, not the end
