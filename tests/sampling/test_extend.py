@@ -30,11 +30,15 @@ def test_generating_8_then_extending_by_8_equals_generating_16(pipe, tmp_path):
     whole = generate(pipe, 16)
     first = generate(pipe, 8)
     np.save(tmp_path / "first.npy", first)
-    extended = np.asarray(pipe.extend("a fox", str(tmp_path / "first.npy"), temp=8, num_inference_steps=STEPS,
-                                      guidance_scale=5.0, seed=3, output_type="latent"))
+    extend = lambda video: np.asarray(pipe.extend("a fox", video, temp=8, num_inference_steps=STEPS,  # noqa: E731
+                                                  guidance_scale=5.0, seed=3, output_type="latent"))
+    extended = extend(str(tmp_path / "first.npy"))
     assert extended.shape == whole.shape == (1, 16, 8, 8, 4)
     np.testing.assert_array_equal(extended[:, :8], first)
-    np.testing.assert_allclose(extended, whole, rtol=0, atol=1e-5)
+    # generate(temp=8) pads its histories to other program sizes than generate(temp=16) (history buckets), which
+    # moves float rounding: agreement to 1e-5 of the latents' scale.
+    assert np.abs(extended - whole).max() <= 1e-5 * np.abs(whole).max()
+    np.testing.assert_array_equal(extend(whole[0, :8]), whole)  # from the same 8 frames: bit for bit
 
 
 def test_a_pixel_clip_is_encoded_into_the_history(pipe):
@@ -46,7 +50,7 @@ def test_a_pixel_clip_is_encoded_into_the_history(pipe):
     out = np.asarray(pipe.extend("a fox", clip, temp=1, trim=True, num_inference_steps=STEPS, output_type="latent",
                                  on_unit=lambda latents: seen.append(latents.shape[1])))
     assert out.shape == (1, 3, 8, 8, 4) and seen == [3]
-    with pipe._vae.use() as vae:
+    with pipe.vae.use() as vae:
         posterior = vae.encode(jnp.asarray(clip[3:], jnp.float32)[None] / 127.5 - 1)
     np.testing.assert_allclose(out[:, :2], np.asarray(normalize_latents(posterior.mode(), "pyramid_flux")),
                                rtol=1e-5, atol=1e-5)
@@ -71,7 +75,7 @@ def test_bad_clips_fail_before_any_model_loads(video, kwargs, error, match):
     pipe = PyramidFlowPipeline.from_pretrained(SNAPSHOT, dtype=jnp.float32)
     with pytest.raises(error, match=match):
         pipe.extend("a fox", video, **({"temp": 2} | kwargs))
-    assert pipe._text_encoder.model is None and pipe._dit.model is None and pipe._vae.model is None
+    assert pipe.text_encoder.model is None and pipe.dit.model is None and pipe.vae.model is None
 
 
 def test_an_unreadable_latent_file_is_named(tmp_path):

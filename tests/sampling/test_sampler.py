@@ -203,7 +203,8 @@ def test_a_window_keeps_the_latest_frames_and_the_program_set_flat():
     assert seen == [1, 2, 3, 4, 5]
     np.testing.assert_array_equal(windowed[:, :3], whole[:, :3])  # within the window: unchanged
     assert not np.allclose(windowed[:, 3:], whole[:, 3:])
-    last = sampler.unit([jnp.asarray(windowed[:, 2:3]), jnp.asarray(windowed[:, 3:4])], noise(4), text, [3, 1, 2], 5.0)
+    last = sampler.unit([jnp.asarray(windowed[:, 2:3]), jnp.asarray(windowed[:, 3:4])], noise(4), text, [3, 1, 2], 5.0,
+                        history_capacity=2)
     np.testing.assert_array_equal(windowed[:, 4:], np.asarray(last[-1]))
 
 

@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from pyramid_jax.errors import ArgumentError
+from pyramid_jax.io.atomic import atomic_file
 from pyramid_jax.training.data.errors import DataError
 from pyramid_jax.training.data.frames import TEMPORAL_FACTOR, read_frames, video_info
 
@@ -32,7 +34,7 @@ class Clip:
 
 def read_clip(video, trim: bool = False) -> Clip:
     """`video`: uint8 `[T, H, W, 3]` frames, a video file path, or latents (`[T, h, w, C]` / `[B, T, h, w, C]`
-    float array or a `.npy` path). Raises ValueError / FileNotFoundError naming `video` for anything else."""
+    float array or a `.npy` path). Raises ArgumentError / FileNotFoundError naming `video` for anything else."""
     if isinstance(video, (str, os.PathLike)):
         path = os.fspath(video)
         if not os.path.isfile(path):
@@ -52,19 +54,19 @@ def read_clip(video, trim: bool = False) -> Clip:
         return _pixels(array, "video", trim)
     if np.issubdtype(array.dtype, np.floating):
         return _latents(array, "video latents")
-    raise ValueError(f"video must be uint8 frames [T, H, W, 3], float latents [B, T, h, w, C], a video file or a "
-                     f".npy path; got a {array.dtype} array")
+    raise ArgumentError(f"video must be uint8 frames [T, H, W, 3], float latents [B, T, h, w, C], a video file or "
+                        f"a .npy path; got a {array.dtype} array")
 
 
 def _pixels(frames: np.ndarray, what: str, trim: bool) -> Clip:
     if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"{what} must be uint8 RGB frames [T, H, W, 3]; got shape {frames.shape}")
+        raise ArgumentError(f"{what} must be uint8 RGB frames [T, H, W, 3]; got shape {frames.shape}")
     extra = (len(frames) - 1) % TEMPORAL_FACTOR
     if extra and not trim:
         shorter = len(frames) - extra
-        raise ValueError(f"{what} has {len(frames)} frames; the causal VAE takes 1 + {TEMPORAL_FACTOR}k "
-                         f"({shorter} or {shorter + TEMPORAL_FACTOR}). Pass trim=True (sample.py: --trim) to drop "
-                         f"the first {extra}")
+        raise ArgumentError(f"{what} has {len(frames)} frames; the causal VAE takes 1 + {TEMPORAL_FACTOR}k "
+                            f"({shorter} or {shorter + TEMPORAL_FACTOR}). Pass trim=True (sample.py: --trim) to drop "
+                            f"the first {extra}")
     return Clip(pixels=frames[extra:])
 
 
@@ -72,9 +74,16 @@ def _latents(latents: np.ndarray, what: str) -> Clip:
     if latents.ndim == 4:
         latents = latents[None]
     if latents.ndim != 5 or not np.issubdtype(latents.dtype, np.floating):
-        raise ValueError(f"{what} must be float [T, h, w, C] or [B, T, h, w, C]; got {latents.dtype} {latents.shape}")
+        raise ArgumentError(f"{what} must be float [T, h, w, C] or [B, T, h, w, C]; got {latents.dtype} "
+                            f"{latents.shape}")
     if latents.shape[1] < 1:
-        raise ValueError(f"{what} have no frames: shape {latents.shape}")
+        raise ArgumentError(f"{what} have no frames: shape {latents.shape}")
     if not np.isfinite(latents).all():
-        raise ValueError(f"{what} contain NaN or infinite values")
+        raise ArgumentError(f"{what} contain NaN or infinite values")
     return Clip(latents=latents.astype(np.float32))
+
+
+def save_latents(path: str, latents: np.ndarray) -> None:
+    """Writes DiT latents `[B, T, h, w, C]` to a `.npy` file atomically: a kill leaves the old file or the new one."""
+    with atomic_file(path) as temporary:
+        np.save(temporary, latents)
