@@ -47,7 +47,8 @@ def test_attention_temp_scales_with_tokens(fit, backend):
 
 
 def test_mesh_row_and_tpu_rows_skip_without_libtpu(fit, capsys):
-    fit.main(["--tiny", "--models", "miniflux", "--res", "384p", "--programs", "dit-mesh", "--targets", "cpu,v5e-1"])
+    fit.main(["--tiny", "--models", "miniflux", "--res", "384p", "--programs", "dit-mesh", "--targets", "cpu,v5e-1",
+              "--backends", "xla"])
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| miniflux")]
     cpu, tpu = lines
     cells = [c.strip() for c in cpu.split("|")[1:-1]]
