@@ -16,8 +16,8 @@ import sys
 
 from tqdm import tqdm
 
-from pyramid_jax.convert.snapshot import COMPONENTS, DIT_VARIANTS, DTYPES, convert_snapshot
 from pyramid_jax.errors import add_debug_flag, run_cli
+from pyramid_jax.snapshot_conversion import COMPONENTS, DIT_VARIANTS, DTYPES, convert_snapshot
 
 
 def main(argv=None) -> int:
@@ -32,7 +32,8 @@ def run(argv) -> int:
                         help=f"comma-separated subset of {','.join(COMPONENTS)}")
     parser.add_argument("--variant", default=DIT_VARIANTS[0], choices=DIT_VARIANTS, help="which DiT folder")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="cast weights (default: keep)")
-    parser.add_argument("--allow-pickle", action="store_true", help="read pickled .bin weights (tensors only: a restricted unpickler, no torch)")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="read pickled .bin weights (tensors only: a restricted unpickler, no torch)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the --components in an existing --dst (its other folders are kept)")
     parser.add_argument("--allow-nonfinite", action="store_true", help="convert weights holding NaN or inf")

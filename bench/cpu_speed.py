@@ -59,7 +59,8 @@ def worker(args) -> dict:
     start = time.perf_counter()
     video()
     cold = time.perf_counter() - start
-    result = dict(package=os.path.dirname(pyramid_jax.__file__), cold_s=cold, compile_s=sum(compiles), compiles=len(compiles),
+    result = dict(package=os.path.dirname(pyramid_jax.__file__), cold_s=cold, compile_s=sum(compiles),
+                  compiles=len(compiles),
                   unit_programs=PyramidSampler.num_programs() - before)
     warm = []
     for _ in range(args.warm_runs):

@@ -10,7 +10,7 @@ on a mesh of the target's devices and compiled: for the CPU (8 fake host devices
 topologies without a TPU (`jax.experimental.topologies`, libtpu from the `[tpu]` extra; rows are skipped without it).
 
 Programs (bf16, CFG batch 2, the last AR unit of a 384p temp-16 or 768p temp-31 video):
-  dit       one DiT call (stage 2 of the last unit) on one device
+  dit       one DiT call (stage 2 of the last unit) on one device (for a TPU topology: its first chip)
   dit-mesh  the same on 8 devices, mesh fsdp=2 (the CFG rows), sequence=4 (the tokens)
   train     the AR train step of configs/train/miniflux_384p_ar.py (per-device micro-batch, grad_accum, remat,
             scan_layers) at the video's length and the unit allocation with the most tokens, fsdp over all devices
@@ -27,11 +27,13 @@ import argparse
 import dataclasses
 import importlib.util
 import os
+import re
 import sys
 import time
 import traceback
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")  # deviceless compiles hold no TPU: runs may overlap
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -78,7 +80,7 @@ TINY_RESOLUTIONS = {"384p": VideoShape(8, 16, 4), "768p": VideoShape(16, 32, 4)}
 # Deviceless TPU topologies: name -> (topology, get_topology_desc options). A v5p device is one chip (95 GB).
 TOPOLOGIES = {"v5e-1": ("v5e:1x1", dict(chips_per_host_bounds=(1, 1, 1))), "v5p-8": ("v5p:2x2x1", {}),
               "v5p-16": ("v5p:2x2x2", {}), "v5p-64": ("v5p:4x4x2", {})}
-PROGRAMS = {"dit": ("cpu", "v5e-1"), "dit-mesh": ("cpu", "v5p-16"), "train": ("v5p-8", "v5p-64"),
+PROGRAMS = {"dit": ("cpu", "v5e-1", "v5p-8"), "dit-mesh": ("cpu", "v5p-16"), "train": ("v5p-8", "v5p-64"),
             "video": ("cpu", "v5e-1")}  # program -> the targets it is compiled for by default
 MESH_AXES = {"dit-mesh": dict(fsdp=2, sequence=4)}
 TRAIN_RECIPE = os.path.join(ROOT, "configs", "train", "miniflux_384p_ar.py")
@@ -186,9 +188,7 @@ def train_step(config, shape: VideoShape, mesh, per_device: int, grad_accum: int
 
     n = per_device * grad_accum * mesh.devices.size
     latents = (n, shape.temp, shape.height, shape.width, config.latent_channels)
-    costs = {units: step_cost(step_config.objective, (n // grad_accum,) + latents[1:], TEXT_LEN, units, config)
-             for units in {stage_units(c, shape.temp) for c in range(shape.temp)}}
-    units = max(costs, key=lambda u: costs[u].tokens)
+    units, cost = busiest_units(step_config.objective, (n // grad_accum,) + latents[1:], config)
     batch = Batch(jax.ShapeDtypeStruct(latents, jnp.float32),
                   TextConditioning(jax.ShapeDtypeStruct((n, TEXT_LEN, config.joint_attention_dim), jnp.float32),
                                    jax.ShapeDtypeStruct((n, TEXT_LEN), jnp.int32),
@@ -197,8 +197,23 @@ def train_step(config, shape: VideoShape, mesh, per_device: int, grad_accum: int
     step = make_train_step(graphdef, step_config, state_shardings=shardings)
     start = time.perf_counter()
     memory, _ = compiled_memory(step.lower(on(state, shardings), batch_on(batch, mesh), key))
-    tokens = costs[units].tokens // (n // grad_accum) * per_device  # image tokens per device per micro-batch
-    return memory, time.perf_counter() - start, tokens, costs[units].flops * grad_accum // mesh.devices.size
+    tokens = cost.tokens // (n // grad_accum) * per_device  # image tokens per device per micro-batch
+    return memory, time.perf_counter() - start, tokens, cost.flops * grad_accum // mesh.devices.size
+
+
+def busiest_units(objective, latents: tuple[int, ...], config):
+    """The AR unit allocation (`stage_units` over every step counter) with the most DiT tokens, and its cost."""
+    temp = latents[1]
+    costs = {units: step_cost(objective, latents, TEXT_LEN, units, config)
+             for units in {stage_units(c, temp) for c in range(temp)}}
+    units = max(costs, key=lambda u: costs[u].tokens)
+    return units, costs[units]
+
+
+def tiny_overrides(model: str) -> dict:
+    """DiT config fields of a tiny `model` (1 + 1 blocks, 2 heads of 64, small text): compiles in seconds."""
+    tiny = dict(num_layers=1, num_attention_heads=2, joint_attention_dim=64, pooled_projection_dim=32)
+    return {**tiny, **(dict(num_single_layers=1) if model == "miniflux" else dict(caption_projection_dim=128))}
 
 
 def vae_decode(config: VAEConfig, shape: VideoShape, mesh, tile: int = VAE_TILE,
@@ -229,11 +244,8 @@ def measure(model: str, res: str, program: str, target: str, backend: str, tiny:
     """One row: `program` of `model` at `res` compiled for `target` with attention `backend`."""
     cache = {} if cache is None else cache
     row = Row(model, res, program, target, backend)
-    overrides = dict(attention_backend=backend)
-    if tiny:  # 1 + 1 blocks, 2 heads of 64, small text: compiles in seconds
-        overrides.update(num_layers=1, num_attention_heads=2, joint_attention_dim=64, pooled_projection_dim=32)
-        overrides.update(num_single_layers=1) if model == "miniflux" else overrides.update(caption_projection_dim=128)
-    config = bench_config(f"{MODELS[model]}_{res}", **overrides)
+    overrides = tiny_overrides(model) if tiny else {}
+    config = bench_config(f"{MODELS[model]}_{res}", attention_backend=backend, **overrides)
     shape = (TINY_RESOLUTIONS if tiny else RESOLUTIONS)[res]
     if program == "train":
         recipe = load_train_config(TRAIN_RECIPE)
@@ -253,7 +265,9 @@ def measure(model: str, res: str, program: str, target: str, backend: str, tiny:
             cache[key] = dit_call(config, shape, mesh)
         memory, seconds, row.tokens, flops = cache[key]
         if program == "video":
-            decode, seconds = vae_decode(TINY_VAE if tiny else RELEASE_VAE, shape, mesh)
+            if ("decode", res, target, tiny) not in cache:  # the same for every backend
+                cache["decode", res, target, tiny] = vae_decode(TINY_VAE if tiny else RELEASE_VAE, shape, mesh)
+            decode, seconds = cache["decode", res, target, tiny]
             params = sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(abstract_dit(config, jnp.bfloat16)[1]))
             memory = dict(args=memory["args"], temp=max(memory["temp"], decode["temp"]),
                           peak=max(memory["peak"], params + decode["peak"]))
@@ -317,6 +331,12 @@ def main(argv=None) -> int:
                         try:
                             print_row(measure(model, res, program, target, backend, args.tiny, cache), args.tiny)
                         except Exception as e:  # a backend a platform cannot compile is a row, not the end
+                            too_big = re.search(r"HLO temporaries \(([\d.]+)G\) exceeds available HBM \(([\d.]+)G",
+                                                str(e))
+                            if too_big:  # XLA's TPU compiler refuses a program that cannot fit the chip
+                                print(f"| {model} | {res} | {program} | {target} | | {backend} | | | "
+                                      f"{too_big[1]} GiB | | | | does not fit: {too_big[2]} GiB of HBM |", flush=True)
+                                continue
                             failed += 1
                             traceback.print_exc()
                             print(f"| {model} | {res} | {program} | {target} | {backend} | failed: "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from typing import Any, Callable, Sequence
 
 import jax
@@ -16,16 +17,18 @@ import numpy as np
 from jax.sharding import Mesh
 
 from pyramid_jax import validation
+from pyramid_jax.clip_input import Clip, read_clip
 from pyramid_jax.dit.families import denormalize_latents, family_of_config, normalize_latents
 from pyramid_jax.dit.load import DIT, load_dit, read_dit_config
 from pyramid_jax.errors import ArgumentError
-from pyramid_jax.io.clip import Clip, read_clip
+from pyramid_jax.layers.attention import check_backend
 from pyramid_jax.lora.files import check_loras, merge_loras
 from pyramid_jax.presets import ModelPreset, find_preset
 from pyramid_jax.sampling.noise import KeyNoise, NoiseSource
-from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning, guidance_rows
+from pyramid_jax.sampling.sampler import PyramidSampler, guidance_rows
 from pyramid_jax.sampling.scheduler import PyramidFlowScheduler
-from pyramid_jax.snapshot import Snapshot
+from pyramid_jax.snapshot import Snapshot, sampling_defaults
+from pyramid_jax.text.conditioning import TextConditioning
 from pyramid_jax.text.encoder import load_text_encoder
 from pyramid_jax.text.load import TEXT
 from pyramid_jax.training.data.frames import to_unit_range
@@ -37,9 +40,20 @@ PROMPT_SUFFIX = ", hyper quality, Ultra HD, 8K"  # appended to every positive pr
 OUTPUT_TYPES = ("pil", "np", "latent")
 
 
+def native_preset(dit_folders: Sequence[str], model_name: str, variant: str, config) -> ModelPreset | None:
+    """The native size and max temp of the first DiT folder whose `sampling.json` gives them, else the released
+    variant's preset (None for a custom variant)."""
+    for folder in dit_folders:
+        native = sampling_defaults(folder)
+        if {"width", "height", "max_temp"} <= native.keys():
+            return ModelPreset(model_name, variant, config, native["width"], native["height"], native["max_temp"])
+    return find_preset(model_name, variant)
+
+
 @dataclasses.dataclass
-class _Component:
-    """A model loaded on first use; unless `keep`, released after each use (then only one model is resident)."""
+class LazyModel:
+    """A model loaded on first use (`with lazy.use() as model`); unless `keep`, released after each use (then only
+    one model is resident). `model` is the resident model, or None."""
 
     load: Callable[[], Any]
     keep: bool
@@ -59,18 +73,19 @@ class _Component:
 class PyramidFlowPipeline:
     """Generates videos (or images, temp=1) with one DiT variant of a Pyramid Flow snapshot."""
 
-    def __init__(self, model_name: str, variant: str, latent_channels: int, text_encoder: _Component,
-                 dit: _Component, vae: _Component, preset: ModelPreset | None,
+    def __init__(self, model_name: str, variant: str, latent_channels: int, text_encoder: LazyModel,
+                 dit: LazyModel, vae: LazyModel, preset: ModelPreset | None,
                  scheduler: PyramidFlowScheduler | None = None, mesh: Mesh | None = None):
         self.model_name, self.variant, self.latent_channels, self.preset = model_name, variant, latent_channels, preset
-        self._text_encoder, self._dit, self._vae = text_encoder, dit, vae
+        self.text_encoder, self.dit, self.vae = text_encoder, dit, vae
         self.scheduler = scheduler or PyramidFlowScheduler()
         self.mesh = mesh
 
     @classmethod
     def from_pretrained(cls, path: str | Snapshot, variant: str = "diffusion_transformer_384p", dtype=jnp.bfloat16,
                         mesh: Mesh | None = None, *, low_memory: bool = False, allow_pickle: bool = False,
-                        lora: Sequence[tuple[str, float]] = ()) -> "PyramidFlowPipeline":
+                        lora: Sequence[tuple[str, float]] = (), dit: str | None = None,
+                        attention_backend: str | None = None) -> "PyramidFlowPipeline":
         """A pipeline on snapshot `path` (released torch layout or converted by `convert_torch_weights.py`).
 
         `variant` is the DiT folder (`diffusion_transformer_{384p,768p,image}`). Models are loaded on first use in
@@ -79,11 +94,16 @@ class PyramidFlowPipeline:
         devices. `low_memory` releases each model after use, so that only one of text encoder, DiT and VAE is
         resident at a time (each call then reloads them). `lora`: `(folder, scale)` pairs of LoRA folders
         (written by a `train.py ... lora.rank=r` run) added into the DiT's weights as it loads; each is checked
-        against the DiT here, before any model loads.
+        against the DiT here, before any model loads. `dit`: a DiT folder used instead of the snapshot's `variant`
+        (e.g. `train.py`'s `<output_dir>/model`), with the rest of the snapshot. The native size and max temp come
+        from the DiT folder's `sampling.json` (else the snapshot's `variant` folder's), else the released variant.
+        `attention_backend` overrides the DiT config's (see `layers/attention.py`; default: the config's,
+        normally `auto`).
         """
         snapshot = Snapshot(path)
-        dit_path = snapshot.dit(variant)
-        config = read_dit_config(dit_path)
+        dit_path = snapshot.dit(variant) if dit is None else dit
+        overrides = {} if attention_backend is None else {"attention_backend": check_backend(attention_backend)}
+        config = read_dit_config(dit_path, **overrides)
         model_name = family_of_config(config).name
         vae_path = snapshot.vae
         _, text_paths = snapshot.text_folders(model_name)
@@ -93,10 +113,11 @@ class PyramidFlowPipeline:
         keep = not low_memory
         kw = dict(mesh=mesh, allow_pickle=allow_pickle)
         return cls(model_name, variant, config.latent_channels,
-                   _Component(lambda: load_text_encoder(snapshot, model_name, dtype, **kw), keep),
-                   _Component(lambda: merge_loras(load_dit(dit_path, dtype, **kw), loras, mesh), keep),
-                   _Component(lambda: load_vae(vae_path, dtype, **kw), keep),
-                   find_preset(model_name, variant), mesh=mesh)
+                   LazyModel(lambda: load_text_encoder(snapshot, model_name, dtype, **kw), keep),
+                   LazyModel(lambda: merge_loras(load_dit(dit_path, dtype, **kw, **overrides), loras, mesh), keep),
+                   LazyModel(lambda: load_vae(vae_path, dtype, **kw), keep),
+                   native_preset([dit_path, os.path.join(snapshot.path, variant)], model_name, variant, config),
+                   mesh=mesh)
 
     # -- entry points ---------------------------------------------------------------------------------------------
 
@@ -127,10 +148,10 @@ class PyramidFlowPipeline:
             guidance_scale, video_guidance_scale, min_guidance_scale, alpha)
         key = validation.seed_key(seed) if key is None and noise is None else key
         batch = len(prompts) * num_images_per_prompt
-        text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
+        text = self.encode_prompt(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
         noise = noise or self._key_noise(key, batch, height, width, text.embeds.dtype)
         scales = _linear_guidance(guidance_scale, alpha, min_guidance_scale, temp) if use_linear_guidance else None
-        with self._dit.use() as dit:
+        with self.dit.use() as dit:
             latents = PyramidSampler(dit, self.scheduler, self.mesh).video(
                 text, noise, temp, steps, video_steps, guidance_scale, video_guidance_scale, callback=callback,
                 unit_guidance_scales=scales, window=window, on_unit=on_unit)
@@ -161,17 +182,17 @@ class PyramidFlowPipeline:
             guidance_scale, video_guidance_scale, min_guidance_scale, alpha)
         key = validation.seed_key(seed) if key is None else key
         batch = len(prompts) * num_images_per_prompt
-        text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
+        text = self.encode_prompt(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
         noise_key, posterior_key = jax.random.split(key)
         noise = noise or self._key_noise(noise_key, batch, height, width, text.embeds.dtype)
-        with self._vae.use() as vae:
+        with self.vae.use() as vae:
             posterior = vae.encode(jnp.asarray(pixels)[None, None])
             image_latent = posterior.sample(None if posterior_noise is not None else posterior_key,
                                             noise=posterior_noise)
         first_frame = jnp.broadcast_to(normalize_latents(image_latent, self.model_name),
                                        (batch, *image_latent.shape[1:]))
         scales = _linear_guidance(guidance_scale, alpha, min_guidance_scale, temp) if use_linear_guidance else None
-        with self._dit.use() as dit:
+        with self.dit.use() as dit:
             latents = PyramidSampler(dit, self.scheduler, self.mesh).video(
                 text, noise, temp, steps, steps, guidance_scale, video_guidance_scale, history=first_frame,
                 callback=callback, unit_guidance_scales=scales, window=window, on_unit=on_unit)
@@ -203,12 +224,12 @@ class PyramidFlowPipeline:
         batch = len(prompts) * num_images_per_prompt
         clip = read_clip(video, trim)
         height, width = self._check_clip(clip, batch)
-        text = self._encode(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
+        text = self.encode_prompt(prompts, negative_prompt, num_images_per_prompt, guidance_scale > 0)
         noise = noise or self._key_noise(key, batch, height, width, text.embeds.dtype)
         history = self._clip_latents(clip, save_memory)
         history = jnp.broadcast_to(history, (batch, *history.shape[1:]))
         given = history.shape[1]
-        with self._dit.use() as dit:
+        with self.dit.use() as dit:
             latents = PyramidSampler(dit, self.scheduler, self.mesh).video(
                 text, lambda unit: noise(given + unit), given + temp, steps, steps, guidance_scale, guidance_scale,
                 history=history, callback=callback, window=window, on_unit=on_unit)
@@ -222,24 +243,26 @@ class PyramidFlowPipeline:
         """
         window, tile = (1, 256) if save_memory else (2, 512)
         z = denormalize_latents(jnp.asarray(latents, jnp.float32), self.model_name)
-        with self._vae.use() as vae:
+        with self.vae.use() as vae:
             video = np.asarray(vae.decode(z, temporal_chunk=True, window_size=window, tile_sample_min_size=tile))
         return np.clip(video * np.float32(127.5) + np.float32(127.5), 0, 255).astype(np.uint8)
 
-    # -- helpers --------------------------------------------------------------------------------------------------
-
-    def _encode(self, prompts: list[str], negative_prompt, copies: int, guided: bool) -> TextConditioning:
-        """CFG text rows `[negative; positive]` (each prompt repeated `copies` times), or the positive rows only."""
-        with self._text_encoder.use() as encoder:
+    def encode_prompt(self, prompts: list[str], negative_prompt: str | Sequence[str] | None = DEFAULT_NEGATIVE_PROMPT,
+                      copies: int = 1, guided: bool = True) -> TextConditioning:
+        """CFG text rows `[negative; positive]` (each prompt, with the suffix, repeated `copies` times), or the
+        positive rows only when not `guided`."""
+        with self.text_encoder.use() as encoder:
             positive = TextConditioning(*(jnp.repeat(x, copies, axis=0)
                                           for x in encoder([p + PROMPT_SUFFIX for p in prompts])))
             if not guided:
                 return positive
             negatives = [negative_prompt or ""] if isinstance(negative_prompt, (str, type(None))) else negative_prompt
-            negative = TextConditioning(*encoder(list(negatives)))
+            negative = encoder(list(negatives))
         if len(negatives) > 1:
             negative = TextConditioning(*(jnp.repeat(x, copies, axis=0) for x in negative))
         return guidance_rows(positive, negative)
+
+    # -- helpers --------------------------------------------------------------------------------------------------
 
     def _check_clip(self, clip: Clip, batch: int) -> tuple[int, int]:
         """The pixel size of a clip to extend, after checking it against this variant and the prompt batch."""
@@ -258,7 +281,7 @@ class PyramidFlowPipeline:
         """DiT latents `[1 or B, T, h, w, C]` of a checked clip: pixels go through the VAE encoder."""
         if clip.latents is not None:
             return jnp.asarray(clip.latents)
-        with self._vae.use() as vae:
+        with self.vae.use() as vae:
             posterior = vae.encode(jnp.asarray(to_unit_range(clip.pixels))[None], temporal_chunk=True,
                                    tile_sample_min_size=256 if save_memory else None)
         return normalize_latents(posterior.mode(), self.model_name)

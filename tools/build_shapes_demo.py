@@ -27,13 +27,17 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from pyramid_jax.errors import UserError, add_debug_flag, run_cli  # noqa: E402 (after the path setup)
 WORK = os.path.join(ROOT, "out", "shapes_demo")  # the working folder the two training configs read
 
 
 def run(*args: str) -> None:
     command = [sys.executable, *args]
     print("$", " ".join(os.path.relpath(a, ROOT) if a.startswith(ROOT) else a for a in args), flush=True)
-    subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # logs as they come
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # logs as they come
+    if done.returncode:
+        raise UserError(f"{' '.join(args[:3])} ... failed (exit status {done.returncode}); its error is above")
 
 
 def write_json(path: str, values: dict) -> None:
@@ -43,21 +47,26 @@ def write_json(path: str, values: dict) -> None:
 
 
 def main(argv=None) -> int:
+    return run_cli(build, argv)
+
+
+def build(argv) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clips", type=int, default=1200, help="training clips to generate")
     p.add_argument("--output", default=os.path.join(ROOT, "checkpoints", "shapes_demo"), help="snapshot folder")
+    add_debug_flag(p)
     args = p.parse_args(argv)
 
     from tqdm import tqdm
 
     from pyramid_jax.demo.captions import vocabulary
     from pyramid_jax.demo.dataset import write_shapes_dataset
-    from pyramid_jax.demo.models import DIT_CONFIG, FRAMES, SIZE, VAE_CONFIG
+    from pyramid_jax.demo.models import DIT_CONFIG, FRAMES, SAMPLING, SIZE, VAE_CONFIG
     from pyramid_jax.demo.text_stack import write_text_stack
     from pyramid_jax.dit.families import get_family
     from pyramid_jax.io.atomic import atomic_directory
-    from pyramid_jax.snapshot import VAE_FOLDER, text_folder_names
+    from pyramid_jax.snapshot import SAMPLING_FILE, VAE_FOLDER, text_folder_names
 
     family = get_family(DIT_CONFIG["_class_name"])
     dit_variant = family.variants[0].folder
@@ -89,6 +98,7 @@ def main(argv=None) -> int:
     with atomic_directory(args.output, overwrite=True) as tmp:
         shutil.copytree(staged, tmp, dirs_exist_ok=True)
         shutil.copytree(os.path.join(WORK, "dit_run", "model"), os.path.join(tmp, dit_variant))
+        write_json(os.path.join(tmp, dit_variant, SAMPLING_FILE), SAMPLING)
     print(f"demo snapshot -> {args.output}")
     return 0
 

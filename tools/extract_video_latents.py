@@ -21,6 +21,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from pyramid_jax.errors import add_debug_flag, run_cli  # noqa: E402 (after the path setup)
+
 
 def resolution(text: str) -> tuple[int, int]:
     height, _, width = text.partition("x")
@@ -42,11 +44,22 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0, help="posterior sample of line i: fold_in(key(seed), i)")
     p.add_argument("--on_error", choices=("fail", "skip"), default="fail")
     p.add_argument("--overwrite", action="store_true")
+    add_debug_flag(p)
+    from pyramid_jax.compile_cache import add_compile_cache_flags
+
+    add_compile_cache_flags(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    return run_cli(run, argv)
+
+
+def run(argv) -> int:
     args = parse_args(argv)
+    from pyramid_jax.compile_cache import setup_compile_cache
+
+    setup_compile_cache(args)
     import jax
     import jax.numpy as jnp
     import numpy as np

@@ -40,6 +40,7 @@ def main(argv=None) -> int:
     from pyramid_jax.dit.config import dit_config_to_dict
     from pyramid_jax.dit.load import load_dit, read_dit_config
     from pyramid_jax.io import weights
+    from pyramid_jax.io.atomic import atomic_directory
     from pyramid_jax.lora.files import check_loras, merge_loras, parse_lora_arg
 
     try:
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
         sys.exit(f"error: {e}")
     model = merge_loras(load_dit(args.dit, jnp.float32, allow_pickle=args.allow_pickle), loras)
     arrays = [(path, var.get_value()) for path, var in nnx.to_flat_state(nnx.state(model))]
-    with weights.atomic_directory(args.output, overwrite=True) as tmp:
+    with atomic_directory(args.output, overwrite=True) as tmp:
         weights.write_converted(tmp, dit_config_to_dict(model.config), arrays)
     print(f"merged {len(loras)} LoRA(s) into {args.dit} -> {args.output}")
     return 0

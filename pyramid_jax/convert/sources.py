@@ -10,7 +10,7 @@ from typing import Protocol
 import ml_dtypes
 import numpy as np
 
-from pyramid_jax.io.torch_file import StoredTensor, TorchFile, TorchFileError
+from pyramid_jax.convert.torch_file import StoredTensor, TorchFile, TorchFileError
 
 SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "I64": "int64",
                       "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
@@ -89,8 +89,8 @@ def _entry(path: str, key: str, info) -> tuple[int, int, str, tuple[int, ...]]:
 
 
 class TorchBinSource:
-    """Pickled torch `.bin` state dicts, read without torch by the restricted unpickler of `io/torch_file.py` (which
-    loads tensors and nothing else); tensors are read one at a time."""
+    """Pickled torch `.bin` state dicts, read without torch by the restricted unpickler of `torch_file.py` (it loads
+    tensors and nothing else); tensors are read one at a time."""
 
     def __init__(self, files: list[str]):
         self._index: dict[str, tuple[TorchFile, StoredTensor]] = {}

@@ -10,7 +10,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from scipy import ndimage
 
-from pyramid_jax.demo.shapes import BACKGROUND, COLOURS, DIRECTIONS
+from pyramid_jax.demo.shapes import BACKGROUND, COLOURS, DIRECTIONS, PALETTE
 
 FOREGROUND_DISTANCE = 60.0  # RGB distance from the background above which a pixel belongs to the shape
 MIN_SHIFT = 2.0  # pixels the centroid must travel over the clip to count as moving
@@ -42,8 +42,9 @@ def _outline(mask: np.ndarray) -> tuple[int, float, float]:
     return pieces, float(lower / ys.size), float(ys.size / (height * (xs.max() - xs.min() + 1)))
 
 
-def read_video(video: np.ndarray) -> Reading:
-    """`video` uint8 `[T, H, W, 3]`; raises ValueError when fewer than half of the frames show a shape."""
+def read_video(video: np.ndarray, palette: dict[str, tuple[int, int, int]] = COLOURS) -> Reading:
+    """`video` uint8 `[T, H, W, 3]`, its colour named from `palette` (the trained colours; `PALETTE` adds the
+    taught ones); raises ValueError when fewer than half of the frames show a shape."""
     video = np.asarray(video, np.float32)
     distance = np.linalg.norm(video - np.asarray(BACKGROUND, np.float32), axis=-1)
     mask = distance > FOREGROUND_DISTANCE  # [T, H, W]
@@ -51,8 +52,8 @@ def read_video(video: np.ndarray) -> Reading:
     if shown.sum() < max(2, len(video) // 2):
         raise ValueError(f"a shape shows in only {int(shown.sum())} of {len(video)} frames")
     colour = np.median(video[mask], axis=0)
-    names = list(COLOURS)
-    nearest = names[int(np.argmin([np.linalg.norm(colour - np.asarray(COLOURS[n])) for n in names]))]
+    names = list(palette)
+    nearest = names[int(np.argmin([np.linalg.norm(colour - np.asarray(palette[n])) for n in names]))]
     ys, xs = np.mgrid[:video.shape[1], :video.shape[2]]
     frames = np.flatnonzero(shown)
     cx = np.array([xs[mask[t]].mean() for t in frames])
@@ -75,11 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m pyramid_jax.demo.judge", description=main.__doc__)
     parser.add_argument("videos", nargs="+", help="video files (.mp4, .gif) of the shapes demo")
+    parser.add_argument("--taught", action="store_true", help="also name the colours a LoRA teaches (orange)")
     args = parser.parse_args(argv)
     unreadable = 0
     for path in args.videos:
         try:
-            reading = read_video(read_frames(path, video_info(path)[0]))
+            reading = read_video(read_frames(path, video_info(path)[0]), PALETTE if args.taught else COLOURS)
         except (ValueError, OSError, DataError) as error:
             print(f"{path}: unreadable: {error}")
             unreadable += 1

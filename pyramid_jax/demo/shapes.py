@@ -14,6 +14,10 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (150, 60, 210),
     "cyan": (40, 205, 215),
 }
+# Colours the base demo never saw (in no caption, not in its vocabulary): what a LoRA teaches it
+# (tools/teach_shapes_lora.py).
+TAUGHT_COLOURS: dict[str, tuple[int, int, int]] = {"orange": (245, 130, 20)}
+PALETTE = {**COLOURS, **TAUGHT_COLOURS}
 SHAPES = ("circle", "square", "triangle")
 DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}  # (x, y)
 BACKGROUND = (28, 28, 36)
@@ -74,7 +78,7 @@ def render(clip: ShapeClip, frames: int, size: int) -> np.ndarray:
     """uint8 video `[frames, size, size, 3]` of `clip` on the plain background, edges anti-aliased."""
     s = SUPERSAMPLING
     grid = (np.arange(size * s) + 0.5) / s
-    colour, background = np.asarray(COLOURS[clip.colour], np.float32), np.asarray(BACKGROUND, np.float32)
+    colour, background = np.asarray(PALETTE[clip.colour], np.float32), np.asarray(BACKGROUND, np.float32)
     video = np.empty((frames, size, size, 3), np.uint8)
     for t in range(frames):
         cx, cy = clip.centre(t)

@@ -3,6 +3,8 @@
 `write_text_stack` writes a miniFLUX snapshot's `tokenizer/`, `text_encoder/`, `tokenizer_2/` and `text_encoder_2/`
 so that `load_text_encoder(snapshot_dir, "pyramid_flux")` reads them like the released ones. Every demo word is one
 token in both tokenizers, so the DiT learns from one random embedding per word instead of shared subword pieces.
+The word list is kept as `tokenizer/vocabulary.txt`: `unknown_words` names a prompt's words outside it (any other word
+is spelt in meaningless single-character pieces).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
+import shutil
 import string
 from typing import Iterable
 
@@ -17,7 +21,9 @@ import jax
 import numpy as np
 from flax import nnx
 
+from pyramid_jax.dit.families import PYRAMID_FLUX
 from pyramid_jax.io.weights import write_converted
+from pyramid_jax.snapshot import text_folder_names
 from pyramid_jax.text.clip import CLIPTextModel
 from pyramid_jax.text.config import text_config_from_dict
 from pyramid_jax.text.t5 import T5Encoder
@@ -28,6 +34,8 @@ END_OF_WORD = "</w>"
 T5_SPACE = "▁"
 # Unigram log-probabilities: a whole word always beats spelling it from the space and single characters.
 WORD_SCORE, SPACE_SCORE, CHAR_SCORE = -1.0, -5.0, -10.0
+VOCABULARY_FILE = "vocabulary.txt"  # in the CLIP tokenizer folder: the whole words, one a line
+WORD = re.compile(r"[^\W_]+")  # how a prompt is split into words for the vocabulary check
 
 
 def write_text_stack(snapshot_dir: str, words: Iterable[str], *, seed: int = 0, clip_width: int = 32,
@@ -39,8 +47,12 @@ def write_text_stack(snapshot_dir: str, words: Iterable[str], *, seed: int = 0, 
     cased: transformers' T5 tokenizer keeps no normalizer from tokenizer.json). Other text is spelt per character.
     """
     words = sorted({w.lower() for text in words for w in text.split()})
-    clip_vocab = _write_clip_tokenizer(os.path.join(snapshot_dir, "tokenizer"), words)
-    t5_vocab_size = _write_t5_tokenizer(os.path.join(snapshot_dir, "tokenizer_2"), words)
+    clip_tokenizer, clip_dir, t5_tokenizer, t5_dir = (
+        os.path.join(snapshot_dir, name) for name in text_folder_names(PYRAMID_FLUX))
+    clip_vocab = _write_clip_tokenizer(clip_tokenizer, words)
+    with open(os.path.join(clip_tokenizer, VOCABULARY_FILE), "w", encoding="utf-8") as f:
+        f.write("".join(w + "\n" for w in sorted({m for w in words for m in WORD.findall(w)})))
+    t5_vocab_size = _write_t5_tokenizer(t5_tokenizer, words)
     clip_json = {
         "architectures": ["CLIPTextModel"], "model_type": "clip_text_model", "vocab_size": len(clip_vocab),
         "hidden_size": clip_width, "intermediate_size": 4 * clip_width, "projection_dim": clip_width,
@@ -56,8 +68,90 @@ def write_text_stack(snapshot_dir: str, words: Iterable[str], *, seed: int = 0, 
     clip = CLIPTextModel(text_config_from_dict(clip_json), rngs=rngs)
     t5 = T5Encoder(text_config_from_dict(t5_json), rngs=rngs)
     _rescale_t5_init(t5, rngs)
-    _write_model(os.path.join(snapshot_dir, "text_encoder"), clip, clip_json)
-    _write_model(os.path.join(snapshot_dir, "text_encoder_2"), t5, t5_json)
+    _write_model(clip_dir, clip, clip_json)
+    _write_model(t5_dir, t5, t5_json)
+
+
+def add_words(src: str, dst: str, words: Iterable[str], *, seed: int = 1) -> None:
+    """Writes into `dst` the four text folders of the snapshot `src` with `words` added as whole-word tokens.
+
+    New words get new token ids (CLIP: merges appended after the old ones; T5: pieces appended to the vocabulary)
+    and new random embedding rows, drawn with the spread of the old rows; every old id, row and weight is kept, so a
+    text of old words encodes exactly as before (an unknown word spelt in pieces may now use the new merges). This
+    gives a LoRA a word the base demo never saw (tools/teach_shapes_lora.py).
+    """
+    words = sorted({w.lower() for text in words for w in text.split()})
+    key = jax.random.key(seed)
+    clip_size = _add_clip_words(os.path.join(src, "tokenizer"), os.path.join(dst, "tokenizer"), words)
+    t5_size = _add_t5_words(os.path.join(src, "tokenizer_2"), os.path.join(dst, "tokenizer_2"), words)
+    for i, (folder, size) in enumerate((("text_encoder", clip_size), ("text_encoder_2", t5_size))):
+        _grow_embedding(os.path.join(src, folder), os.path.join(dst, folder), size, jax.random.fold_in(key, i))
+
+
+def _add_clip_words(src: str, dst: str, words: list[str]) -> int:
+    """Copies CLIP tokenizer `src` to `dst` with merges that join each new word; returns the new vocab size."""
+    from transformers import CLIPTokenizer
+
+    shutil.copytree(src, dst)
+    with open(os.path.join(src, "vocab.json"), encoding="utf-8") as f:
+        vocab = json.load(f)
+    with open(os.path.join(src, "merges.txt"), encoding="utf-8") as f:
+        merges = [tuple(line.split()) for line in f.read().splitlines()[1:] if line.strip()]
+    ranks = {pair: i for i, pair in enumerate(merges)}
+    backend = CLIPTokenizer(vocab={CLIP_BOS: 0, CLIP_EOS: 1}, merges=[]).backend_tokenizer
+    for w in words:
+        for piece, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(w)):
+            symbols = _bpe((*piece[:-1], piece[-1] + END_OF_WORD), ranks)
+            while len(symbols) > 1:  # merge the word's remaining pieces left to right, each merge a new token
+                ranks[symbols[:2]] = len(ranks)
+                merges.append(symbols[:2])
+                symbols = (symbols[0] + symbols[1], *symbols[2:])
+                vocab.setdefault(symbols[0], len(vocab))
+    _write_files(dst, {"vocab.json": vocab, "merges.txt": "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)},
+                 exist_ok=True)
+    return len(vocab)
+
+
+def _add_t5_words(src: str, dst: str, words: list[str]) -> int:
+    """Copies T5 tokenizer `src` to `dst` with each new word's pieces appended; returns the new vocab size."""
+    shutil.copytree(src, dst)
+    with open(os.path.join(src, "tokenizer.json"), encoding="utf-8") as f:
+        tokenizer = json.load(f)
+    vocab = tokenizer["model"]["vocab"]
+    known = {piece for piece, _ in vocab}
+    vocab += [[T5_SPACE + v, WORD_SCORE] for w in words for v in dict.fromkeys((w, w.capitalize(), w.upper()))
+              if T5_SPACE + v not in known]
+    _write_files(dst, {"tokenizer.json": tokenizer}, exist_ok=True)
+    return len(vocab)
+
+
+def _grow_embedding(src: str, dst: str, vocab_size: int, key: jax.Array) -> None:
+    """Copies the text model folder `src` to `dst` with its token table grown to `vocab_size` rows."""
+    from pyramid_jax.text.load import load_text_model
+
+    model = load_text_model(src)
+    table = (model.token_embedding if isinstance(model, CLIPTextModel) else model.shared).embedding
+    old = table.get_value()
+    rows = jax.random.normal(key, (vocab_size - old.shape[0], old.shape[1]), old.dtype) * old.std()
+    table.set_value(np.concatenate([old, rows]))
+    with open(os.path.join(src, "config.json")) as f:
+        config_json = {**json.load(f), "vocab_size": vocab_size}
+    _write_model(dst, model, config_json)
+
+
+def word_vocabulary(snapshot_dir: str) -> list[str] | None:
+    """The whole words of a snapshot with word-level tokenizers (`write_text_stack`), else None (subword ones)."""
+    path = os.path.join(snapshot_dir, "tokenizer", VOCABULARY_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return f.read().split()
+
+
+def unknown_words(prompt: str, vocabulary: list[str]) -> list[str]:
+    """The words of `prompt` (lower-cased, split at anything but letters and digits) outside `vocabulary`, in order."""
+    known = set(vocabulary)
+    return list(dict.fromkeys(w for w in WORD.findall(prompt.lower()) if w not in known))
 
 
 def _rescale_t5_init(t5: T5Encoder, rngs: nnx.Rngs) -> None:
@@ -148,9 +242,9 @@ def _write_t5_tokenizer(folder: str, words: list[str]) -> int:
     return tokenizer.get_vocab_size()
 
 
-def _write_files(folder: str, files: dict[str, str | dict]) -> None:
-    """Creates `folder` (which must not exist yet) with `files`: text as is, dicts as JSON."""
-    os.makedirs(folder)
+def _write_files(folder: str, files: dict[str, str | dict], exist_ok: bool = False) -> None:
+    """Creates `folder` (which must not exist yet, unless `exist_ok`) with `files`: text as is, dicts as JSON."""
+    os.makedirs(folder, exist_ok=exist_ok)
     for name, content in files.items():
         with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
             f.write(content if isinstance(content, str) else json.dumps(content, indent=2, ensure_ascii=False))

@@ -144,26 +144,6 @@ def _check_runtime_options(config) -> None:
         raise ConfigError(f"unknown attention_backend {config.attention_backend!r}; choose one of {BACKEND_NAMES}")
 
 
-DIT_CONFIGS: dict[str, type[FrozenConfig]] = {c.CLASS_NAME: c for c in (FluxConfig, MMDiTConfig)}
-
-# What `build_pyramid_dit` passes to `from_pretrained` on top of config.json (dit_spec.md §1). They fill the
-# fields a released config.json lacks; values a config.json carries are kept.
-PIPELINE_LOAD_DEFAULTS: dict[str, dict] = {
-    "PyramidFluxTransformer": dict(use_temporal_causal=True, axes_dims_rope=(16, 24, 24)),
-    "PyramidDiffusionMMDiT": dict(use_temporal_causal=True, add_temp_pos_embed=True, temp_pos_embed_type="rope",
-                                  interp_condition_pos=True),
-}
-
-
-def dit_config_from_dict(values: dict, **overrides) -> FrozenConfig:
-    """Picks the family from `_class_name`, fills the pipeline's load-time values, then applies `overrides`."""
-    class_name = values.get("_class_name")
-    if class_name not in DIT_CONFIGS:
-        raise ConfigError(f"config `_class_name` is {class_name!r}; expected one of {sorted(DIT_CONFIGS)}")
-    filled = {**PIPELINE_LOAD_DEFAULTS[class_name], **values}
-    return DIT_CONFIGS[class_name].from_dict(filled, **overrides)
-
-
 def dit_config_to_dict(config: FrozenConfig) -> dict:
-    """The JSON form written next to converted weights (round-trips through `dit_config_from_dict`)."""
+    """The JSON form written next to converted weights (round-trips through `families.dit_config_from_dict`)."""
     return {"_class_name": config.CLASS_NAME, **config.to_dict()}

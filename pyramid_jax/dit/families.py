@@ -14,10 +14,10 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
-from pyramid_jax.config import FrozenConfig
+from pyramid_jax.config import ConfigError, FrozenConfig
 from pyramid_jax.convert.dit_tables import FLUX_TABLE, MMDIT_TABLE
 from pyramid_jax.convert.engine import ConversionTable
-from pyramid_jax.dit.config import FluxConfig, MMDiTConfig, dit_config_from_dict
+from pyramid_jax.dit.config import FluxConfig, MMDiTConfig
 from pyramid_jax.dit.pyramid_flux import PyramidFluxTransformer
 from pyramid_jax.dit.pyramid_mmdit import PyramidDiffusionMMDiT
 
@@ -72,11 +72,16 @@ class Variant:
 
 @dataclasses.dataclass(frozen=True)
 class Family:
+    """One model family: its DiT, text encoders, latent scaling and released variants."""
+
     name: str  # the reference's `model_name`, e.g. "pyramid_flux"
     short_name: str  # the release's name, e.g. "miniflux" (hub repo `rain1011/pyramid-flow-miniflux`, presets)
     config_class: type[FrozenConfig]  # its `CLASS_NAME` is the DiT config.json's `_class_name`
     module_class: Callable
     table: ConversionTable  # torch DiT -> NNX
+    # What the reference's `build_pyramid_dit` passes to `from_pretrained` on top of config.json (dit_spec.md §1):
+    # they fill the fields a released config.json lacks; values a config.json carries are kept.
+    load_defaults: dict
     released_config: dict  # the released DiT config.json (one architecture for all variants)
     text: TextLayout
     latents: LatentScaling
@@ -100,7 +105,7 @@ _REFERENCE_ONLY = dict(use_flash_attn=False, use_gradient_checkpointing=False)
 
 PYRAMID_FLUX = Family(
     name="pyramid_flux", short_name="miniflux", config_class=FluxConfig, module_class=PyramidFluxTransformer,
-    table=FLUX_TABLE,
+    table=FLUX_TABLE, load_defaults=dict(use_temporal_causal=True, axes_dims_rope=(16, 24, 24)),
     # rain1011/pyramid-flow-miniflux diffusion_transformer_*/config.json (dit_spec.md §1)
     released_config=dict(
         _class_name="PyramidFluxTransformer", attention_head_dim=64, axes_dims_rope=[16, 24, 24], in_channels=64,
@@ -115,7 +120,8 @@ PYRAMID_FLUX = Family(
 
 PYRAMID_MMDIT = Family(
     name="pyramid_mmdit", short_name="sd3", config_class=MMDiTConfig, module_class=PyramidDiffusionMMDiT,
-    table=MMDIT_TABLE,
+    table=MMDIT_TABLE, load_defaults=dict(use_temporal_causal=True, add_temp_pos_embed=True,
+                                          temp_pos_embed_type="rope", interp_condition_pos=True),
     # rain1011/pyramid-flow-sd3 diffusion_transformer_*/config.json
     released_config=dict(
         _class_name="PyramidDiffusionMMDiT", attention_head_dim=64, caption_projection_dim=1536, in_channels=16,
@@ -130,6 +136,7 @@ PYRAMID_MMDIT = Family(
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (PYRAMID_FLUX, PYRAMID_MMDIT)}
 _BY_NAME: dict[str, Family] = {n: f for f in FAMILIES.values() for n in f.names}
+_BY_CLASS_NAME: dict[str, Family] = {f.config_class.CLASS_NAME: f for f in FAMILIES.values()}
 
 
 def get_family(name: str) -> Family:
@@ -146,7 +153,17 @@ def family_of_config(config: FrozenConfig) -> Family:
         if type(config) is family.config_class:
             return family
     raise NotImplementedError(f"{type(config).__name__} is not a DiT family config; available: "
-                              f"{sorted(f.config_class.CLASS_NAME for f in FAMILIES.values())}")
+                              f"{sorted(_BY_CLASS_NAME)}")
+
+
+def dit_config_from_dict(values: dict, **overrides) -> FrozenConfig:
+    """A DiT config.json's effective config: the family from `_class_name`, the pipeline's load-time values filled
+    in, then `overrides`."""
+    class_name = values.get("_class_name")
+    if class_name not in _BY_CLASS_NAME:
+        raise ConfigError(f"config `_class_name` is {class_name!r}; expected one of {sorted(_BY_CLASS_NAME)}")
+    family = _BY_CLASS_NAME[class_name]
+    return family.config_class.from_dict({**family.load_defaults, **values}, **overrides)
 
 
 def variant_folders() -> tuple[str, ...]:

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.sharding import Mesh
 
-from pyramid_jax.dit.config import dit_config_from_dict, dit_config_to_dict
-from pyramid_jax.dit.families import family_of_config
+from pyramid_jax.dit.config import dit_config_to_dict
+from pyramid_jax.dit.families import dit_config_from_dict, family_of_config
 from pyramid_jax.io.model_kind import ModelKind
 from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules
 

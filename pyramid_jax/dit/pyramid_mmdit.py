@@ -11,7 +11,7 @@ from pyramid_jax.dit.config import MMDiTConfig
 from pyramid_jax.dit.inputs import stage_inputs
 from pyramid_jax.dit.joint_block import JointTransformerBlock
 from pyramid_jax.dit.patch_embed import PatchEmbed
-from pyramid_jax.dit.tokens import StageLayout, unpack_2x2
+from pyramid_jax.dit.tokens import StageLayout, pad_front, unpack_2x2
 from pyramid_jax.layers.adaln import AdaLNContinuous
 from pyramid_jax.layers.block_stack import run_blocks
 from pyramid_jax.layers.embeddings import TimeTextEmbedding
@@ -24,8 +24,8 @@ QK_NORM_EPS = 1e-5  # JointAttention's default, never overridden by the MMDiT (d
 def temporal_rope(layout: StageLayout, frame: jax.Array, text_len: int, head_dim: int, enabled: bool = True):
     """1-axis RoPE (cos, sin) over the whole head dim for [text ; image]: text at frame 0, image at its frame id.
 
-    The image tokens' frame ids `frame [N]` may be traced (gathered from a host-built table of the layout's frame
-    ids). Disabled (`add_temp_pos_embed=False`), every angle is 0, i.e. the rotation is the identity.
+    The image tokens' frame ids `frame [N]` (masked lead tokens included) may be traced: they are gathered from a
+    host-built table of the layout's frame ids. Disabled (`add_temp_pos_embed=False`), every angle is 0, i.e. the rotation is the identity.
     """
     table = rope_angles(np.arange(layout.num_frames, dtype=np.float32)[:, None], (head_dim,))
     frame = frame if enabled else jnp.zeros_like(frame)
@@ -63,13 +63,13 @@ class PyramidDiffusionMMDiT(nnx.Module):
     def __call__(self, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio,
                  image_tokens=None):
         cfg = self.config
-        layouts, image_tokens, temb, text, masks = stage_inputs(
+        layouts, image_tokens, leads, temb, text, masks = stage_inputs(
             sample, cfg.latent_channels, cfg.use_temporal_causal, self.time_text_embed, self.context_embedder,
             encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio, image_tokens)
-        text_len = encoder_hidden_states.shape[1]
+        text_len = text[0].shape[1]
         ropes = [temporal_rope(layout, image.frame, text_len, cfg.attention_head_dim, cfg.add_temp_pos_embed)
                  for layout, image in zip(layouts, image_tokens)]
-        image = [self.pos_embed(clips, layout) for clips, layout in zip(sample, layouts)]
+        image = [pad_front(self.pos_embed(clips, layout), lead) for clips, layout, lead in zip(sample, layouts, leads)]
 
         def joint_stream(call, streams):
             out = [call(h, c, t, r, m) for h, c, t, r, m in zip(*streams, temb, ropes, masks)]

@@ -121,6 +121,16 @@ class ImageTokens(NamedTuple):
         ids = jnp.asarray(layout.frame_ids())
         return cls(jnp.maximum(ids - pad_frames, 0), ids >= pad_frames)
 
+    def lead(self, count: int) -> ImageTokens:
+        """`count` masked tokens (frame 0) put in front, e.g. to make the token count a multiple of a mesh axis."""
+        return ImageTokens(jnp.concatenate([jnp.zeros(count, self.frame.dtype), self.frame]),
+                           jnp.concatenate([jnp.zeros(count, bool), self.valid]))
+
+
+def pad_front(x: jax.Array, count: int) -> jax.Array:
+    """`[B, N, ...]` with `count` zero tokens put in front."""
+    return jnp.pad(x, [(0, 0), (count, 0)] + [(0, 0)] * (x.ndim - 2))
+
 
 def linear_taps(size: int, samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Torch's 1-D linear resampling of `size` points to `samples` (align_corners=False, no antialias).

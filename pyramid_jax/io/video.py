@@ -16,6 +16,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
 OUTPUT_SUFFIXES = (".mp4", ".gif", *IMAGE_SUFFIXES, "")
+STRIP_MIN_HEIGHT = 128  # frame strips scale smaller frames up by a whole factor (nearest) to at least this height
+STRIP_GAP = 4  # white pixels between the frames of a strip
 
 
 def check_output_path(path: str, name: str = "output") -> None:
@@ -52,8 +54,20 @@ def save_frames(frames: np.ndarray, path: str, fps: int = FPS) -> str:
             images = [Image.fromarray(f) for f in frames]
             images[0].save(tmp, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
         else:
-            Image.fromarray(np.concatenate(list(frames), axis=1)).save(tmp)
+            Image.fromarray(frames[0] if len(frames) == 1 else frame_strip(frames)).save(tmp)
     return path
+
+
+def frame_strip(frames: np.ndarray) -> np.ndarray:
+    """Frames `[F, H, W, 3]` side by side, `STRIP_GAP` white pixels apart, each scaled up by the whole factor that
+    makes it at least `STRIP_MIN_HEIGHT` high (64x64 demo frames: 2x), so that small videos can be looked at."""
+    scale = -(-STRIP_MIN_HEIGHT // frames.shape[1])
+    frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    f, h, w, c = frames.shape
+    strip = np.full((h, f * w + (f - 1) * STRIP_GAP, c), 255, np.uint8)
+    for i, frame in enumerate(frames):
+        strip[:, i * (w + STRIP_GAP):i * (w + STRIP_GAP) + w] = frame
+    return strip
 
 
 def _write_mp4(frames: np.ndarray, path: str, fps: int) -> None:

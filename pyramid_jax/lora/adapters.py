@@ -60,8 +60,10 @@ def apply_adapters(params: nnx.State, adapters: Sequence[tuple[nnx.State, float]
                 kernel = path[:-1] + ("kernel",)
                 delta = scale * (pairs[path].get_value() @ pairs[path[:-1] + (B,)].get_value())
                 deltas[kernel] = deltas[kernel] + delta if kernel in deltas else delta
-    for path, delta in deltas.items():
-        w = flat[path].get_value()
-        merged = w.astype(jnp.promote_types(w.dtype, jnp.float32)) + delta
-        flat[path] = flat[path].replace(merged.astype(w.dtype) if keep_dtype else merged)
+    for path, var in flat.items():  # new variables throughout: ones of an outer trace cannot be merged in a scan
+        w = var.get_value()
+        if path in deltas:
+            merged = w.astype(jnp.promote_types(w.dtype, jnp.float32)) + deltas[path]
+            w = merged.astype(w.dtype) if keep_dtype else merged
+        flat[path] = var.replace(w)
     return nnx.from_flat_state(list(flat.items()))

@@ -17,6 +17,7 @@ from jax.sharding import Mesh
 
 from pyramid_jax.dit.load import abstract_dit
 from pyramid_jax.io import weights
+from pyramid_jax.io.atomic import atomic_directory
 from pyramid_jax.lora.adapters import A, B, adapter_variables, apply_adapters, path_name
 from pyramid_jax.lora.config import LoraConfig
 
@@ -34,7 +35,7 @@ def save_lora(folder: str, adapters: nnx.State, config: LoraConfig, dit_config) 
                for p in flat if p[-1] == A}
     record = dict(format=FORMAT, family=dit_config.CLASS_NAME, rank=config.rank, alpha=config.alpha or config.rank,
                   scale=config.scale, targets=config.targets, kernels=kernels)
-    with weights.atomic_directory(folder, overwrite=True) as tmp:
+    with atomic_directory(folder, overwrite=True) as tmp:
         weights.write_converted(tmp, record, [(path, var.get_value()) for path, var in flat.items()])
     return folder
 

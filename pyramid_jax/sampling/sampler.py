@@ -8,15 +8,16 @@ the DiT on `[history clips..., current latent]` with classifier-free guidance (p
 Programs are cached by jit on (history capacity, step counts, shapes). A unit's history is padded to its bucket's
 capacity (`sampling/buckets.py`) with masked pad frames whose count is a runtime input, so a video of `temp` units
 compiles one first-unit program and about `log2(temp) - 1` history programs once (4 for temp 16, 5 for temp 31),
-and every later video of the same size reuses them. Under a mesh the DiT parameters keep
-the loader's shardings (fsdp / tensor) and every per-sample input is split along its batch rows over `data`, so
-each program is one SPMD program over all devices.
+and every later video of the same size reuses them. Under a mesh the DiT parameters keep the loader's shardings
+(fsdp / tensor), the programs are traced on the mesh (the DiT's logical-axis constraints apply), rows are split over
+`data` x `fsdp` (padded with repeated samples to a multiple of it) and tokens over `sequence` (padded with masked
+tokens, see `dit/inputs.py`), so each program is one SPMD program whose per-device memory falls with the devices.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +26,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from pyramid_jax.dit.tokens import ImageTokens, StageLayout
-from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, shard_batch
+from pyramid_jax.parallel.rules import axis_multiple, shard_batch
 from pyramid_jax.sampling.buckets import bucket_capacity, history_buckets
 from pyramid_jax.sampling.finite import FiniteCheck
 from pyramid_jax.sampling.history import past_conditions
@@ -33,22 +34,7 @@ from pyramid_jax.sampling.noise import NoiseSource, UnitNoise
 from pyramid_jax.sampling.pyramid import latent_pyramid, upsample_nearest_2x
 from pyramid_jax.sampling.rounding import rounded
 from pyramid_jax.sampling.scheduler import PyramidFlowScheduler, euler_step
-
-# Prompt rows go over `data` alone, not the table's ("data", "fsdp"): with that two-axis batch split and
-# tensor-sharded weights, XLA (jax 0.10.2) miscompiles the DiT's gated residual `gate * (x @ W1 @ W2)` (whole rows
-# come out wrong); tests/sampling/test_sharded_pipeline.py checks a mesh with all three axes.
-PROMPT_RULES = (("batch", "data"),) + tuple(rule for rule in LOGICAL_AXIS_RULES if rule[0] != "batch")
-
-
-class TextConditioning(NamedTuple):
-    """The DiT's text inputs: embeds `[R, L, J]`, mask `[R, L]` (1 = token), pooled `[R, P]`.
-
-    With guidance the rows are `[negative (B rows); positive (B rows)]`, else the B positive rows.
-    """
-
-    embeds: jax.Array
-    mask: jax.Array
-    pooled: jax.Array
+from pyramid_jax.text.conditioning import TextConditioning
 
 
 def guidance_rows(positive: TextConditioning, negative: TextConditioning) -> TextConditioning:
@@ -118,6 +104,26 @@ def denoise_unit(state: nnx.State, history: tuple[jax.Array, ...], noise: UnitNo
     return tuple(outputs)
 
 
+def pad_batch(history: tuple[jax.Array, ...], noise: UnitNoise, text: TextConditioning, guided: bool,
+              mesh: Mesh) -> tuple:
+    """Samples repeated (the last one) until the DiT's rows (2B with guidance) split evenly over the mesh axes of
+    `batch`: a batch they do not divide would otherwise be replicated. Pad results are dropped by the caller."""
+    shards = axis_multiple("batch", mesh)
+    batch = noise.latent.shape[0]
+    rows = 2 if guided else 1
+    extra = next(e for e in range(shards) if (batch + e) * rows % shards == 0)
+    if extra == 0:
+        return history, noise, text
+
+    def grow(x):
+        return jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)])
+
+    def grow_rows(x):  # the text rows: [negative; positive] halves with guidance
+        return jnp.concatenate([grow(h) for h in jnp.split(x, rows)])
+
+    return (tuple(map(grow, history)), jax.tree.map(grow, noise), TextConditioning(*map(grow_rows, text)))
+
+
 class PyramidSampler:
     """Generates latent videos `[B, T, H, W, C]` with a DiT; owns nothing but the split DiT, the schedule and the
     mesh (None: inputs stay where they are). A DiT used under a mesh should be loaded onto it (`load_dit(mesh=)`).
@@ -155,10 +161,15 @@ class PyramidSampler:
             pad_frames = jnp.int32(history_capacity - len(history))
             history = (jnp.zeros_like(history[0]),) * (history_capacity - len(history)) + history
         inputs = (history, noise, text)
-        if self.mesh is not None:
-            inputs = shard_batch(inputs, self.mesh, PROMPT_RULES)
-        return denoise_unit(self.state, *inputs, jnp.float32(guidance_scale if guided else 0), pad_frames,
-                            graphdef=self.graphdef, scheduler=self.scheduler, steps=steps, guided=guided)
+        if self.mesh is None:
+            return denoise_unit(self.state, *inputs, jnp.float32(guidance_scale if guided else 0), pad_frames,
+                                graphdef=self.graphdef, scheduler=self.scheduler, steps=steps, guided=guided)
+        batch = noise.latent.shape[0]
+        inputs = shard_batch(pad_batch(*inputs, guided, self.mesh), self.mesh)
+        with jax.sharding.use_abstract_mesh(self.mesh.abstract_mesh):  # the DiT's `constrain` calls apply
+            stages = denoise_unit(self.state, *inputs, jnp.float32(guidance_scale if guided else 0), pad_frames,
+                                  graphdef=self.graphdef, scheduler=self.scheduler, steps=steps, guided=guided)
+        return tuple(x[:batch] for x in stages)
 
     def video(self, text: TextConditioning, noise: NoiseSource, temp: int, num_inference_steps: Sequence[int],
               video_num_inference_steps: Sequence[int], guidance_scale: float, video_guidance_scale: float,
@@ -175,7 +186,8 @@ class PyramidSampler:
         per unit, history and the unit together: older frames drop out, so past `window` units the token count and
         the program stay the same. `callback(unit, temp)` runs before each generated unit, `on_unit(video so far)`
         after it (e.g. to save progress). Generated unit i draws `noise(i)`. Histories are padded to
-        `history_buckets(min(temp, window))` (unless `pad_history` is off).
+        `history_buckets` of the frames the DiT sees (unless `pad_history` is off). Latents that turn NaN or
+        infinite raise `NonFiniteError` naming the unit.
         """
         frames = [] if history is None else list(jnp.split(history.astype(text.embeds.dtype), history.shape[1], 1))
         buckets = history_buckets(temp if window is None else min(temp, window))

@@ -16,6 +16,7 @@ from pyramid_jax.dit.families import TextLayout, get_family
 from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, batch_sharding, shard_batch
 from pyramid_jax.snapshot import Snapshot
 from pyramid_jax.text.clip import CLIPTextModel
+from pyramid_jax.text.conditioning import TextConditioning
 from pyramid_jax.text.config import CLIPTextConfig, T5EncoderConfig
 from pyramid_jax.text.load import load_text_model, read_text_config
 from pyramid_jax.text.t5 import T5Encoder
@@ -34,12 +35,13 @@ def _encode(graphdefs, projected: bool, dtype, place, states, tokens: Tokens):
     outputs = [clip(ids) for clip, ids in zip(clips, tokens.clip_ids)]
     pooled = jnp.concatenate([o.text_embeds if projected else o.pooler_output for o in outputs], axis=-1)
     embeds = t5(tokens.t5_ids, tokens.t5_mask)
-    return place(embeds.astype(dtype)), place(tokens.t5_mask), place(pooled.astype(dtype))
+    return TextConditioning(place(embeds.astype(dtype)), place(tokens.t5_mask), place(pooled.astype(dtype)))
 
 
 class TextEncoder:
-    """`encoder(prompts)` -> `(prompt_embeds [B, 128, D], prompt_attention_mask [B, 128] int32,
-    pooled_prompt_embeds [B, P])`, embeddings in the encoder dtype, batch-sharded when a mesh is given.
+    """`encoder(prompts)` -> `TextConditioning(embeds [B, 128, D], mask [B, 128] int32, pooled [B, P])` (the
+    reference's prompt_embeds, prompt_attention_mask, pooled_prompt_embeds), embeddings in the encoder dtype,
+    batch-sharded when a mesh is given.
 
     Like the reference, CLIP input is padded/truncated to the first CLIP tokenizer's `model_max_length` (77) with
     no attention mask, and T5 input to 128 tokens with its mask. Frozen: no gradients are meant to flow here.
@@ -65,7 +67,7 @@ class TextEncoder:
         t5 = self.t5_tokenizer(prompts, padding="max_length", max_length=T5_MAX_LENGTH, truncation=True)
         return Tokens(clip_ids, np.asarray(t5["input_ids"], np.int32), np.asarray(t5["attention_mask"], np.int32))
 
-    def __call__(self, prompts: str | Sequence[str]):
+    def __call__(self, prompts: str | Sequence[str]) -> TextConditioning:
         tokens = self.tokenize(prompts)
         if self.mesh is not None:
             tokens = shard_batch(tokens, self.mesh, self.rules)

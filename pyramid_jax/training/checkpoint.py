@@ -30,8 +30,9 @@ class TrainCheckpointer:
         """save_buffers=False leaves the state's (never updated) buffers out, e.g. a LoRA run's frozen DiT;
         `restore` then returns None in their place (`restore_or_keep` puts the live ones back)."""
         self._save_buffers = save_buffers
+        # cleanup_tmp_directories: the half-written checkpoint of a killed run is removed when the next run starts.
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=async_save,
-                                               create=True)
+                                               create=True, cleanup_tmp_directories=True)
         self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
     def save(self, state: TrainState, record: dict[str, Any]) -> None:

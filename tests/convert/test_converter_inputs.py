@@ -105,3 +105,9 @@ def test_a_converted_folder_that_does_not_fit_its_config_names_the_parameter(tmp
     assert "context_embedder/kernel: stored [32, 64], config wants [16, 64]" in text
     assert "transformer_blocks/1/" in text and "in the checkpoint, not in the model" in text
     assert len(text) < 3000
+
+
+def test_a_converted_dit_keeps_its_sampling_defaults(dit_copy, tmp_path):
+    assert convert(dit_copy, tmp_path / "out") == 0
+    assert json.loads((tmp_path / "out" / DIT / "sampling.json").read_text()) == json.loads(
+        (SNAPSHOT / DIT / "sampling.json").read_text())

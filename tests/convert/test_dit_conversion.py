@@ -16,7 +16,7 @@ import pyramid_jax
 from pyramid_jax.convert.dit_tables import FLUX_TABLE
 from pyramid_jax.convert.engine import ConversionError, plan
 from pyramid_jax.convert.sources import open_torch_checkpoint
-from pyramid_jax.dit.config import dit_config_from_dict
+from pyramid_jax.dit.families import dit_config_from_dict
 from pyramid_jax.dit.load import abstract_dit
 from pyramid_jax.io.weights import flat_shapes
 

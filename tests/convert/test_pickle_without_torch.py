@@ -18,7 +18,7 @@ ROOT = FIXTURES.parents[1]
 
 CONVERT = textwrap.dedent("""
     import sys
-    from pyramid_jax.convert.snapshot import convert_snapshot
+    from pyramid_jax.snapshot_conversion import convert_snapshot
     assert convert_snapshot(sys.argv[1], sys.argv[2], components=["vae"], allow_pickle=True) == ["causal_video_vae"]
     assert "torch" not in sys.modules, "converting a .bin imported torch"
 """)

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from pyramid_jax.demo.text_stack import write_text_stack
+from pyramid_jax.demo.text_stack import add_words, unknown_words, word_vocabulary, write_text_stack
 from pyramid_jax.text.encoder import T5_MAX_LENGTH, load_text_encoder
 from pyramid_jax.text.load import load_text_model
 
@@ -104,3 +104,24 @@ def test_same_seed_same_stack(snapshot, tmp_path):
 def test_refuses_existing_folders(snapshot):
     with pytest.raises(FileExistsError):
         _write(snapshot)
+
+
+def test_added_words_are_single_tokens_and_old_text_encodes_as_before(snapshot, encoder, tmp_path):
+    add_words(str(snapshot), str(tmp_path), ["orange", "magenta"])
+    grown = load_text_encoder(str(tmp_path), "pyramid_flux")
+    clip, t5 = grown.clip_tokenizers[0], grown.t5_tokenizer
+    assert clip.tokenize("the Orange circle") == ["the</w>", "orange</w>", "circle</w>"]
+    assert t5.tokenize("the orange ORANGE circle") == ["▁the", "▁orange", "▁ORANGE", "▁circle"]
+    assert (grown.clips[0].config.vocab_size, grown.t5.config.vocab_size) == (len(clip), len(t5))
+    prompts = ["a red circle moving left", "the blue square slides up" + SUFFIX]
+    for old, new in zip(encoder(prompts), grown(prompts)):
+        np.testing.assert_array_equal(np.asarray(new), np.asarray(old))
+    red, orange = (np.asarray(grown(f"a {c} circle")[0])[0, 1] for c in ("red", "orange"))
+    assert np.abs(red - orange).max() > 0.1
+
+
+def test_the_word_list_names_unknown_words(snapshot, tmp_path):
+    vocabulary = word_vocabulary(str(snapshot))
+    assert vocabulary == sorted({*WORDS[:-1], "the", "blue", "square", "slides", "up"})
+    assert unknown_words("The magenta square, slides UP" + SUFFIX + " magenta", vocabulary) == ["magenta"]
+    assert word_vocabulary(str(tmp_path)) is None  # no list: a subword tokenizer, nothing to check

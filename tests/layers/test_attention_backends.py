@@ -9,6 +9,8 @@ import pytest
 
 from pyramid_jax.layers.attention import TokenMask, attention, auto_backend, available_backends
 from pyramid_jax.layers.attention_blockwise import blockwise_attention
+from pyramid_jax.layers.attention_cudnn import cudnn_attention, fallback_reason, segment_attention
+from pyramid_jax.layers.attention_splash import splash_attention
 
 
 def _relative_error(a, b):
@@ -36,7 +38,8 @@ CASES = {
     "key_padding_frames": dict(batch=2, text=6, frames=2, per_frame=13, text_valid=(4, 1), key_padding=True),
 }
 
-BACKENDS = {"blockwise": functools.partial(blockwise_attention, q_block=16, k_block=8)}
+BACKENDS = {"blockwise": functools.partial(blockwise_attention, q_block=16, k_block=8),
+            "splash": functools.partial(splash_attention, interpret=True)}
 
 
 def _loss(fn, mask, q, k, v):
@@ -49,7 +52,7 @@ def _loss(fn, mask, q, k, v):
 def test_backend_matches_xla(backend, case):
     q, k, v, mask = _case(**CASES[case])
     want = attention(q, k, v, mask, "xla")
-    got = jax.jit(BACKENDS[backend], static_argnums=4)(q, k, v, mask, q.shape[-1] ** -0.5)
+    got = jax.jit(lambda q, k, v: BACKENDS[backend](q, k, v, mask, q.shape[-1] ** -0.5))(q, k, v)  # static mask
     assert _relative_error(got, want) < 1e-5
     xla = lambda q, k, v, mask, scale: attention(q, k, v, mask, "xla", scale=scale)  # noqa: E731
     grads_want = jax.grad(functools.partial(_loss, xla, mask), (0, 1, 2))(q, k, v)
@@ -85,15 +88,60 @@ def test_blockwise_holds_no_score_matrix():
         assert temp < n * n * 4 / 8, f"temp {temp} bytes"
 
 
+@pytest.mark.parametrize("traced", [False, True])
+def test_splash_tiles_with_static_and_runtime_frames(traced):
+    """Three 128-token tiles. Static frame ids: tiles above the staircase skipped; traced ones (bucketed programs,
+    shifted as by a leading pad frame): every tile computed, the mask read at run time."""
+    q, k, v, mask = _case(batch=2, text=3, frames=3, per_frame=100, text_valid=(1, 3))
+    frame = jnp.maximum(mask.frame - 1, 0) if traced else mask.frame
+    run = lambda q, frame: splash_attention(q, k, v, mask._replace(frame=frame), 8 ** -0.5,  # noqa: E731
+                                            interpret=True, block=128)
+    got = jax.jit(run)(q, frame) if traced else jax.jit(lambda q: run(q, frame))(q)
+    assert _relative_error(got, attention(q, k, v, mask._replace(frame=frame), "xla")) < 1e-5
+
+
+def _length_kernel(q, k, v, q_len, kv_len, scale):
+    """Stands in for cuDNN on CPU: the same length-masked call through XLA."""
+    return jax.nn.dot_product_attention(q, k, v, scale=scale, query_seq_lengths=q_len, key_value_seq_lengths=kv_len,
+                                        implementation="xla")
+
+
+@pytest.mark.parametrize("key_padding", [False, True])
+def test_cudnn_mask_translation_matches_xla(key_padding):
+    """Padding as sequence lengths of tokens sorted by validity, one call per validity, pads scattered about."""
+    q, k, v, _ = _case(batch=3, text=0, frames=1, per_frame=29, seed=1)
+    valid = jnp.asarray(np.random.default_rng(2).random((3, 29)) < 0.7).at[2].set(key_padding is False)
+    mask = TokenMask.key_padding(valid) if key_padding else TokenMask(valid)
+    query_valid = valid if mask.query_valid is None else mask.query_valid
+    got = jax.jit(segment_attention, static_argnums=(5, 6))(q, k, v, query_valid, valid, 8 ** -0.5, _length_kernel)
+    want = attention(q, k, v, mask, "xla")
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    finite = ~np.isnan(want)
+    assert np.max(np.abs(got[finite] - want[finite])) / np.max(np.abs(want[finite])) < 1e-5
+
+
+def test_cudnn_falls_back_where_it_cannot_be_exact():
+    q, k, v, mask = _case(batch=2, text=4, frames=3, per_frame=5, text_valid=(2, 3))
+    assert "fp16/bf16" in fallback_reason(q, mask)
+    assert "frame-causal" in fallback_reason(q.astype(jnp.bfloat16), mask)
+    assert fallback_reason(q.astype(jnp.bfloat16), mask._replace(frame=jnp.zeros(19, jnp.int32))) is None
+    got = jax.jit(lambda q, k, v: cudnn_attention(q, k, v, mask, 8 ** -0.5))(q, k, v)  # fp32: blockwise
+    assert _relative_error(got, attention(q, k, v, mask, "xla")) < 1e-5
+
+
 def test_backend_names_are_checked():
     q, k, v, mask = _case(batch=1, text=2, frames=1, per_frame=6)
     with pytest.raises(ValueError, match=r"unknown.*available: \['auto', 'xla', 'blockwise'"):
         attention(q, k, v, mask, "magic")
-    assert "xla" in available_backends("cpu") and "blockwise" in available_backends("tpu")
+    with pytest.raises(ValueError, match=r"'splash' is not available on platform 'cpu'; available: \['auto', 'xla'"):
+        attention(q, k, v, mask, "splash")
+    assert available_backends("tpu") == ["auto", "xla", "blockwise", "splash"]
+    assert available_backends("gpu") == ["auto", "xla", "blockwise", "cudnn"]
 
 
 def test_auto_choice():
-    small, large = jnp.zeros((1, 256, 2, 8)), jax.ShapeDtypeStruct((2, 8192, 8, 8), jnp.float32)
+    small, large = jnp.zeros((1, 256, 2, 8)), jax.ShapeDtypeStruct((2, 1024, 4, 8), jnp.float32)
     assert auto_backend(small, None, "cpu") == "xla"
     assert auto_backend(large, None, "cpu") == "blockwise"
+    assert auto_backend(small, None, "gpu") == "cudnn" and auto_backend(small, None, "tpu") == "splash"
     assert auto_backend(small, jnp.zeros((1, 2, 256, 256)), "cpu") == "xla"  # only xla takes a bias

@@ -50,7 +50,7 @@ def test_a_pixel_clip_is_encoded_into_the_history(pipe):
     out = np.asarray(pipe.extend("a fox", clip, temp=1, trim=True, num_inference_steps=STEPS, output_type="latent",
                                  on_unit=lambda latents: seen.append(latents.shape[1])))
     assert out.shape == (1, 3, 8, 8, 4) and seen == [3]
-    with pipe._vae.use() as vae:
+    with pipe.vae.use() as vae:
         posterior = vae.encode(jnp.asarray(clip[3:], jnp.float32)[None] / 127.5 - 1)
     np.testing.assert_allclose(out[:, :2], np.asarray(normalize_latents(posterior.mode(), "pyramid_flux")),
                                rtol=1e-5, atol=1e-5)
@@ -75,7 +75,7 @@ def test_bad_clips_fail_before_any_model_loads(video, kwargs, error, match):
     pipe = PyramidFlowPipeline.from_pretrained(SNAPSHOT, dtype=jnp.float32)
     with pytest.raises(error, match=match):
         pipe.extend("a fox", video, **({"temp": 2} | kwargs))
-    assert pipe._text_encoder.model is None and pipe._dit.model is None and pipe._vae.model is None
+    assert pipe.text_encoder.model is None and pipe.dit.model is None and pipe.vae.model is None
 
 
 def test_an_unreadable_latent_file_is_named(tmp_path):

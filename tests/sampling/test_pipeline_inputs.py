@@ -37,7 +37,7 @@ def pipe():
 def test_bad_arguments_name_themselves_before_any_model_loads(pipe, kwargs, match):
     with pytest.raises(ArgumentError, match=match):
         pipe.generate(**(dict(prompt="a fox", height=128, width=192, temp=2) | kwargs))
-    assert pipe._text_encoder.model is None and pipe._dit.model is None and pipe._vae.model is None
+    assert pipe.text_encoder.model is None and pipe.dit.model is None and pipe.vae.model is None
 
 
 def test_i2v_checks_its_arguments_too(pipe):

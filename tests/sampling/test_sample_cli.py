@@ -33,6 +33,7 @@ def no_model_loads(monkeypatch):
     (["--output", ""], "--output is empty"),
     (["--save-latents", "latents.txt"], "must end with .npy"),
     (["--image", "."], "is a folder, not an image file"),
+    (["--attention-backend", "splash"], r"'splash' is not available on platform 'cpu'; available: \['auto', 'xla'"),
 ])
 def test_bad_arguments_exit_with_a_message_before_any_model_loads(no_model_loads, argv, message):
     with pytest.raises(SystemExit, match=message):
@@ -102,19 +103,48 @@ def test_input_image_is_resized_to_cover_then_centre_cropped(tmp_path):
     assert 10 <= len(green) <= 15 and abs(green.mean() - 31.5) < 1.5  # 20 px x 0.64, centred: cropped, not squashed
 
 
-def test_default_snapshot_is_the_built_demo_else_the_tiny_snapshot(monkeypatch, tmp_path):
-    monkeypatch.setattr(sample, "DEMO_SNAPSHOT", str(tmp_path / "shapes_demo"))
+def test_default_snapshot_is_the_committed_demo_and_flags_win():
     args = sample.parse_args([])
     sample.fill_defaults(args)
-    assert args.snapshot == sample.TINY_SNAPSHOT and (args.width, args.height, args.temp) == (192, 128, 3)
-
-    (tmp_path / "shapes_demo").mkdir()
-    monkeypatch.setattr(sample, "EMBEDDED_DEFAULTS", {str(tmp_path / "shapes_demo"): sample.EMBEDDED_DEFAULTS[
-        sample.os.path.join(sample.HERE, "checkpoints", "shapes_demo")]})
-    args = sample.parse_args([])
-    sample.fill_defaults(args)
-    assert args.snapshot == str(tmp_path / "shapes_demo")
+    assert args.snapshot == sample.DEMO_SNAPSHOT
     assert (args.width, args.height, args.temp, args.negative_prompt) == (64, 64, 2, "")
     args = sample.parse_args(["--width", "128", "--negative-prompt", "blurry"])
     sample.fill_defaults(args)
     assert (args.width, args.height, args.negative_prompt) == (128, 64, "blurry")  # flags win over the defaults
+
+
+def test_prompt_words_outside_the_demo_vocabulary_warn_or_fail(no_model_loads, capsys):
+    prompt = ["--prompt", "a magenta star bouncing diagonally, the red circle"]
+    with pytest.raises(SystemExit, match=r"--prompt: 'magenta', 'star', 'bouncing', 'diagonally' not in the "
+                                         r"vocabulary of .*shapes_demo .*know only: 8k a blue circle"):
+        sample.main([*prompt, "--strict-vocab", "--no-compile-cache"])
+    capsys.readouterr()
+    args = sample.parse_args([*prompt, "--negative-prompt", "Blurry"])
+    sample.fill_defaults(args)
+    sample.check_vocabulary(args)
+    assert capsys.readouterr().err.startswith(
+        "warning: 'magenta', 'star', 'bouncing', 'diagonally', 'blurry' not in the vocabulary of ")
+
+
+def test_known_words_and_subword_snapshots_pass_the_vocabulary_check(capsys):
+    for argv in (["--prompt", "One CYAN triangle slides up, hyper quality, Ultra HD, 8K", "--strict-vocab"],
+                 ["--snapshot", sample.TINY_SNAPSHOT, "--prompt", "a magenta star", "--strict-vocab"]):
+        args = sample.parse_args(argv)
+        sample.fill_defaults(args)
+        sample.check_vocabulary(args)
+    assert capsys.readouterr().err == ""
+
+
+def test_defaults_come_from_the_snapshot_not_its_path(snapshot_copy):
+    """A copy of the tiny snapshot keeps its sampling.json defaults; the pipeline's native size and max temp too."""
+    args = sample.parse_args(["--snapshot", str(snapshot_copy)])
+    sample.fill_defaults(args)
+    assert (args.width, args.height, args.temp, args.steps, args.video_steps) == (192, 128, 3, [2, 2, 2], [2, 2, 2])
+    pipe = pyramid_jax.pipeline.PyramidFlowPipeline.from_pretrained(str(snapshot_copy))
+    assert (pipe.preset.width, pipe.preset.height, pipe.preset.max_temp) == (192, 128, 3)
+    args = sample.parse_args([])  # the demo: its own defaults
+    sample.fill_defaults(args)
+    assert (args.width, args.temp, args.guidance_scale, args.prompt) == (64, 2, 4.0, ["the red circle is moving right"])
+    (snapshot_copy / "diffusion_transformer_384p" / "sampling.json").write_text('{"width": "wide"}')
+    with pytest.raises(SystemExit, match=r"sampling.json: width must be int; got 'wide'"):
+        sample.main(["--snapshot", str(snapshot_copy), "--no-compile-cache"])

@@ -41,8 +41,11 @@ def test_extraction_tools_write_latents_text_features_and_annotations(dataset, t
                       (dataset / "videos.jsonl").read_text().splitlines()[0] + "\n")
     video_args = ["--snapshot", str(SNAPSHOT), "--resolutions", RESOLUTIONS, "--num_frames", "17",
                   "--dtype", "float32"]
-    with pytest.raises(DataError, match="nope.mp4: unreadable video"):
+    with pytest.raises(SystemExit, match="^error: .*nope.mp4: unreadable video"):
         extract_video_latents.main([*video_args, "--annotation", str(broken), "--output_dir", str(tmp_path / "b")])
+    with pytest.raises(DataError, match="nope.mp4: unreadable video"):  # --debug: the exception itself
+        extract_video_latents.main([*video_args, "--annotation", str(broken), "--output_dir", str(tmp_path / "b"),
+                                    "--debug"])
     extract_video_latents.main([*video_args, "--annotation", str(broken), "--output_dir", str(tmp_path / "b"),
                                 "--on_error", "skip"])
     assert "wrote 1 of 2 records" in capsys.readouterr().out

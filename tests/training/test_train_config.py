@@ -38,6 +38,16 @@ def test_overrides_are_typed():
     assert config.step.max_loss == 3.0 and isinstance(config.step.max_loss, float)
 
 
+def test_lora_overrides():
+    config = apply_overrides(load_train_config(TINY), ["lora.rank=16", "lora.targets=mlp", "lora.alpha=8"])
+    assert config.lora.enabled and config.lora.targets == "mlp" and config.lora.scale == 0.5
+    assert not load_train_config(TINY).lora.enabled
+    with pytest.raises(ConfigError, match="unknown lora.targets 'ffn'"):
+        apply_overrides(load_train_config(TINY), ["lora.rank=4", "lora.targets=ffn"])
+    with pytest.raises(ConfigError, match="lora.base_dtype"):
+        apply_overrides(load_train_config(TINY), ["lora.base_dtype=float16"])
+
+
 @pytest.mark.parametrize("override, message", [
     ("loop.num_stepz=3", "unknown config key 'loop.num_stepz'"),
     ("step.optimizer.lr=1", "unknown config key 'step.optimizer.lr'"),

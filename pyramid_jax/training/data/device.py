@@ -50,6 +50,6 @@ class BatchMaker:
         if isinstance(text, tuple) and isinstance(text[0], str):
             if self.text_encoder is None:
                 raise ValueError("captions need the text encoder to encode them")
-            text = TextConditioning(*self.text_encoder(list(text)))
+            text = self.text_encoder(list(text))
         batch = to_device(Batch(samples, TextConditioning(*text)), self.mesh)
         return Batch(self._normalize(batch.latents), batch.text)

@@ -14,7 +14,8 @@ from pyramid_jax.dit.families import FAMILIES, variant_folders
 from pyramid_jax.dit.load import DIT
 from pyramid_jax.io.atomic import atomic_directory
 from pyramid_jax.io.model_kind import ModelKind
-from pyramid_jax.snapshot import TEXT_ENCODER, TEXT_SUFFIXES, TOKENIZER, VAE_FOLDER, Snapshot
+from pyramid_jax.snapshot import (HUB_ID, SAMPLING_FILE, TEXT_ENCODER, TEXT_SUFFIXES, TOKENIZER, VAE_FOLDER,
+                                  Snapshot)
 from pyramid_jax.text.load import TEXT
 from pyramid_jax.vae.load import VAE
 
@@ -51,7 +52,7 @@ def convert_snapshot(src: str | Snapshot, dst: str, components=None, variant: st
     With `overwrite`, an existing `dst` keeps every folder that is not written now (so `components=["dit"]`
     replaces only the DiT). A NaN or infinite weight is an error unless `allow_nonfinite`.
     """
-    if not isinstance(src, Snapshot) and not os.path.isdir(src):
+    if not isinstance(src, Snapshot) and not os.path.isdir(src) and not HUB_ID.fullmatch(src):
         raise FileNotFoundError(f"source snapshot folder {src} does not exist")
     src = Snapshot(src)
     if os.path.exists(dst) and not overwrite:
@@ -84,6 +85,8 @@ def convert_snapshot(src: str | Snapshot, dst: str, components=None, variant: st
             for folder in converted:
                 comp.kind.convert(os.path.join(src.path, folder), os.path.join(tmp, folder),
                                   None if dtype is None else DTYPES[dtype], allow_pickle, progress, allow_nonfinite)
+                if os.path.isfile(os.path.join(src.path, folder, SAMPLING_FILE)):  # the DiT's native size, defaults
+                    shutil.copy2(os.path.join(src.path, folder, SAMPLING_FILE), os.path.join(tmp, folder))
                 written.append(folder)
             for folder in copied:
                 shutil.copytree(os.path.join(src.path, folder), os.path.join(tmp, folder))

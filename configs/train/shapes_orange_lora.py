@@ -1,0 +1,38 @@
+"""The LoRA that teaches the embedded demo the colour word "orange" (tools/teach_shapes_lora.py prepares its data and
+runs it): rank-8 adapters on every attention and MLP kernel of the demo DiT, the DiT frozen, on latents of clips
+half of which are orange.
+
+    python train.py --config configs/train/shapes_orange_lora.py
+"""
+
+import os
+
+from pyramid_jax.demo.models import FRAMES
+from pyramid_jax.lora.config import LoraConfig
+from pyramid_jax.parallel.mesh import MeshConfig
+from pyramid_jax.training.config import DataConfig, TrainConfig
+from pyramid_jax.training.data import DataSource
+from pyramid_jax.training.data.frames import latent_frames
+from pyramid_jax.training.loop import LoopConfig
+from pyramid_jax.training.optimizer import OptimizerConfig
+from pyramid_jax.training.train_step import StepConfig
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORK = os.path.join(REPO, "out", "shapes_lora")
+LATENT_FRAMES = latent_frames(FRAMES)
+
+
+def get_config() -> TrainConfig:
+    return TrainConfig(
+        snapshot=os.path.join(WORK, "snapshot"),  # the demo snapshot, its text stack knowing "orange"
+        compute_dtype="float32",
+        output_dir=os.path.join(WORK, "lora_run"),
+        ema=False,
+        mesh=MeshConfig(data=1),
+        data=DataConfig(source=DataSource.LATENTS, annotation=os.path.join(WORK, "features", "annotation.jsonl"),
+                        null_text=os.path.join(WORK, "features", "null_text.npz"), batch_size=16, frames=LATENT_FRAMES,
+                        read_threads=2),
+        step=StepConfig(optimizer=OptimizerConfig(learning_rate=1e-3, warmup_steps=50)),
+        loop=LoopConfig(num_steps=800, seed=0, max_units=LATENT_FRAMES, log_every=50, save_every=200),
+        lora=LoraConfig(rank=8, targets="all"),
+    )
