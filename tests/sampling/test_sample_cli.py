@@ -33,6 +33,7 @@ def no_model_loads(monkeypatch):
     (["--output", ""], "--output is empty"),
     (["--save-latents", "latents.txt"], "must end with .npy"),
     (["--image", "."], "is a folder, not an image file"),
+    (["--attention-backend", "splash"], r"'splash' is not available on platform 'cpu'; available: \['auto', 'xla'"),
 ])
 def test_bad_arguments_exit_with_a_message_before_any_model_loads(no_model_loads, argv, message):
     with pytest.raises(SystemExit, match=message):
