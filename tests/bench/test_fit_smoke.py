@@ -34,7 +34,7 @@ def test_dit_and_video_rows_have_positive_memory(fit):
     assert video.decode > 0 and video.peak >= dit.peak
 
 
-@pytest.mark.parametrize("backend", available_backends("cpu")[1:])  # those of this platform, without auto
+@pytest.mark.parametrize("backend", available_backends("cpu")[1:])
 def test_attention_temp_scales_with_tokens(fit, backend):
     """One frame of 64x80 then 128x80 latents (1,408 then 2,688 tokens with text): the dense `xla` backend's
     float32 `[B, H, N, N]` scores dominate, so temp grows ~N^2 (3.6x); any other backend grows ~N (1.9x)."""
