@@ -23,7 +23,6 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 LISTINGS = {"miniflux": "miniflux_dit.json", "sd3": "sd3_dit.json"}
-CONFIGS = {"miniflux": "MINIFLUX_DIT", "sd3": "SD3_DIT"}
 
 
 def write_random_safetensors(path: str, shapes: list[tuple[str, list[int]]], seed: int = 0) -> int:
@@ -51,7 +50,7 @@ def main() -> int:
     args = parser.parse_args()
 
     sys.path.insert(0, ROOT)
-    from pyramid_jax.dit import released
+    from pyramid_jax.dit.families import get_family
 
     listing = json.load(open(os.path.join(ROOT, "tests", "fixtures", "release_shapes", LISTINGS[args.family])))
     work = tempfile.mkdtemp(prefix="convert_bench_", dir=args.workdir)
@@ -59,7 +58,7 @@ def main() -> int:
         src = os.path.join(work, "snapshot", "diffusion_transformer_384p")
         os.makedirs(src)
         with open(os.path.join(src, "config.json"), "w") as f:
-            json.dump(getattr(released, CONFIGS[args.family]), f)
+            json.dump(get_family(args.family).released_config, f)
         shapes = [(k, s) for k, s, _, kind in listing["state_dict"]]
         start = time.perf_counter()
         nbytes = write_random_safetensors(os.path.join(src, "diffusion_pytorch_model.safetensors"), shapes)

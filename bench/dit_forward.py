@@ -47,7 +47,7 @@ def sampler_call(config, height: int, width: int, unit: int, dtype, key):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default=None, help="configs/ preset with random weights (default: tiny snapshot)")
+    parser.add_argument("--preset", default=None, help="release preset (e.g. miniflux_384p) with random weights (default: tiny snapshot)")
     parser.add_argument("--layers", type=int, default=None, help="cut the preset's blocks (each kind) to this many")
     parser.add_argument("--height", type=int, default=48, help="latent height (384p: 48, 768p: 96)")
     parser.add_argument("--width", type=int, default=80, help="latent width (384p: 80, 768p: 160)")

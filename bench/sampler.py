@@ -5,7 +5,8 @@
 
 Text conditioning is random (no text encoder) and there is no VAE decode: this measures the sampler alone. The
 "sum of DiT calls" times every DiT call of the video as a standalone jitted forward of the same shapes; the ratio
-of the sampler's time to it is the sampler's overhead (scan, guidance, Euler steps, history assembly, dispatch).
+of the sampler's time to it is the sampler's overhead (scan, guidance, Euler steps, history assembly and padding to
+its bucket, dispatch).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import pyramid_jax  # noqa: E402
+from pyramid_jax.compile_cache import log_compile_times  # noqa: E402
 from pyramid_jax.dit.apply import dit_apply_fn  # noqa: E402
 from pyramid_jax.sampling.history import history_clips  # noqa: E402
 from pyramid_jax.sampling.noise import KeyNoise  # noqa: E402
@@ -56,6 +58,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=1, help="prompts per batch (the DiT sees 2x with guidance)")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     args = p.parse_args()
+    log_compile_times(min_seconds=0.1)  # one line per compiled program, with its seconds
     steps, video_steps = ([int(s) for s in x.split(",")] for x in (args.steps, args.video_steps))
     dtype = DTYPES[args.dtype]
 
@@ -101,7 +104,7 @@ def main() -> int:
           f"{args.width}x{args.height}, temp {args.temp}, steps {steps} / {video_steps}, batch {b} (x2 CFG)")
     print(f"seconds per video (warm): {per_video:.3f}; first video {first:.2f} s, "
           f"so compile ~{first - per_video:.2f} s")
-    print(f"compiled unit programs: {programs} (one per unit: the history grows; reused by later videos)")
+    print(f"compiled unit programs: {programs} (the first unit's and one per history bucket; reused by later videos)")
     print(f"DiT calls: {num_calls}, sum of standalone DiT call times {dit_total:.3f} s; "
           f"sampler time / DiT time = {per_video / dit_total:.3f}")
     return 0

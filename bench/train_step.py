@@ -39,7 +39,7 @@ DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default=None, help="configs/ preset with random weights (default: tiny snapshot)")
+    parser.add_argument("--preset", default=None, help="release preset (e.g. miniflux_384p) with random weights (default: tiny snapshot)")
     parser.add_argument("--layers", type=int, default=None, help="cut the preset's blocks (each kind) to this many")
     parser.add_argument("--batch", type=int, default=4, help="samples per step (a multiple of 4 columns)")
     parser.add_argument("--frames", type=int, default=3, help="latent frames per clip")

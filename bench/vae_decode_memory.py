@@ -41,6 +41,17 @@ def random_weights(abstract):
             yield path, np.full(shape, 1.0 if path[-1] == "scale" else 0.0, np.float32)
 
 
+def decode_tiles(height: int, width: int, tile: int, factor: int) -> list[tuple[int, int]]:
+    """Latent (height, width) of every tile a tiled decode of a `height` x `width` latent frame runs on."""
+    from pyramid_jax.vae.tiling import decode_grid
+
+    grid = decode_grid(tile, factor)
+    if max(height, width) <= grid.size:
+        return [(height, width)]
+    return [(min(grid.size, height - i), min(grid.size, width - j))
+            for i in range(0, height, grid.step) for j in range(0, width, grid.step)]
+
+
 def measure(frames: int, size: int, mode: str, window: int, tile: int, dtype: str, repeats: int) -> dict:
     """Decodes `[1, L, size/8, size/8, 16]` random latents (L = 1 + (frames-1)/8) and reports time and memory."""
     import jax
@@ -52,7 +63,6 @@ def measure(frames: int, size: int, mode: str, window: int, tile: int, dtype: st
     from pyramid_jax.vae.config import VAEConfig
     from pyramid_jax.vae.load import abstract_vae
     from pyramid_jax.vae.model import _decode
-    from pyramid_jax.vae.tiling import decode_grid
 
     dtype = {"fp32": jnp.float32, "bf16": jnp.bfloat16}[dtype]
     config = VAEConfig(encoder_out_channels=16, decoder_in_channels=16)
@@ -74,11 +84,7 @@ def measure(frames: int, size: int, mode: str, window: int, tile: int, dtype: st
     run = float(np.median(times))
 
     # The latent shapes `_decode` ran on (one per tile when tiling); their compiled programs are cached by now.
-    tiles = [(latent, latent)]
-    if use_tiles and latent > tile // f:
-        grid = decode_grid(tile, f)
-        starts = range(0, latent, grid.step)
-        tiles = [(min(grid.size, latent - i), min(grid.size, latent - j)) for i in starts for j in starts]
+    tiles = decode_tiles(latent, latent, tile, f) if use_tiles else [(latent, latent)]
     pixel_bytes = f * f * video.shape[1] * video.shape[-1] * jnp.dtype(dtype).itemsize
     held = 0 if len(tiles) == 1 else sum(h * w for h, w in tiles) * pixel_bytes
     peak = 0

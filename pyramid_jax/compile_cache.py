@@ -1,11 +1,19 @@
 """JAX's persistent compilation cache: compiled programs are kept on disk, so a later run loads them instead of
-compiling again (the sampler compiles one program per autoregressive unit, which dominates a short run)."""
+compiling again (the sampler compiles one program per autoregressive unit bucket and the AR train step one per unit
+allocation, which dominates a short run). Every CLI takes `--compile-cache DIR` / `--no-compile-cache`
+(`add_compile_cache_flags`) and logs each program's compile seconds (`log_compile_times`)."""
 
 from __future__ import annotations
 
+import argparse
 import os
+from typing import Callable
 
 import jax
+from jax import monitoring
+
+BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"  # jax._src.dispatch.BACKEND_COMPILE_EVENT
+CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
 
 
 def default_cache_dir() -> str:
@@ -20,3 +28,46 @@ def enable_compile_cache(path: str) -> None:
     os.makedirs(path, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def add_compile_cache_flags(parser: argparse.ArgumentParser) -> None:
+    """`--compile-cache DIR` and `--no-compile-cache`; `setup_compile_cache(args)` acts on them."""
+    parser.add_argument("--compile-cache", metavar="DIR", help="persistent compilation cache folder "
+                        "(default: $JAX_COMPILATION_CACHE_DIR or ~/.cache/pyramid_jax/xla)")
+    parser.add_argument("--no-compile-cache", action="store_true", help="compile everything afresh, save nothing")
+
+
+def setup_compile_cache(args: argparse.Namespace, log: Callable[[str], None] | None = print,
+                        min_seconds: float = 2.0) -> None:
+    """The cache as the flags say (on by default), and compile times logged with `log` (None: not logged)."""
+    if not args.no_compile_cache:
+        enable_compile_cache(args.compile_cache or default_cache_dir())
+    if log is not None:
+        log_compile_times(log, min_seconds)
+
+
+def log_compile_times(log: Callable[[str], None] = print, min_seconds: float = 2.0) -> None:
+    """From now on, logs `program <name>: compiled in <s> s` (or `loaded from the compilation cache in ...`) for
+    every XLA compilation taking at least `min_seconds`, so a slow first step is seen to be compilation. A second
+    call replaces the first's `log` and threshold."""
+    if not _logging:
+        monitoring.register_event_listener(_on_event)
+        monitoring.register_event_duration_secs_listener(_on_duration)
+    _logging.update(log=log, min_seconds=min_seconds, cache_hit=False)
+
+
+_logging: dict = {}  # log, min_seconds, cache_hit (the compilation under way was a cache hit)
+
+
+def _on_event(event: str, **_) -> None:
+    if event == CACHE_HIT_EVENT:
+        _logging["cache_hit"] = True
+
+
+def _on_duration(event: str, seconds: float, fun_name: str = "?", **_) -> None:
+    if event != BACKEND_COMPILE_EVENT:
+        return
+    cached, _logging["cache_hit"] = _logging["cache_hit"], False
+    if seconds >= _logging["min_seconds"]:
+        how = "loaded from the compilation cache" if cached else "compiled"
+        _logging["log"](f"program {fun_name}: {how} in {seconds:.1f} s")

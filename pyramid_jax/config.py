@@ -11,14 +11,30 @@ import json
 import os
 from typing import Any, ClassVar, TypeVar
 
+from pyramid_jax.errors import UserError
+
 C = TypeVar("C", bound="FrozenConfig")
 
 # Bookkeeping keys that diffusers / transformers write into every config.json; they carry no architecture.
 HUB_BOOKKEEPING_FIELDS = frozenset({"_class_name", "_diffusers_version", "_name_or_path", "_commit_hash"})
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override names a field the component does not have, or has a bad value."""
+
+
+def read_json(path: str) -> dict:
+    """A JSON object file; malformed JSON fails naming the file, line and column."""
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text file ({e.reason})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a JSON object {{...}}, got a {type(values).__name__}")
+    return values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +44,8 @@ class FrozenConfig:
     # Fields a released config.json may carry that this port deliberately does not use (each documented
     # where a subclass lists it).
     IGNORED_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    # Fields a config file must give (the shapes): a missing one is an error, not a silent default.
+    REQUIRED_FIELDS: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def field_names(cls) -> set[str]:
@@ -47,6 +65,7 @@ class FrozenConfig:
         merged = {k: v for k, v in values.items() if k in known}
         merged.update({k: v for k, v in overrides.items() if k in known})
         merged = {k: tuple(v) if isinstance(v, list) else v for k, v in merged.items()}
+        _check_types(cls, merged)
         try:
             return cls(**merged)
         except TypeError as e:  # a required field is missing
@@ -54,11 +73,35 @@ class FrozenConfig:
 
     @classmethod
     def from_json_file(cls: type[C], path: str | os.PathLike, **overrides: Any) -> C:
-        with open(path) as f:
-            return cls.from_dict(json.load(f), **overrides)
+        return cls.from_dict(read_json(path), **overrides)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def replace(self: C, **changes: Any) -> C:
         return type(self).from_dict(self.to_dict(), **changes)
+
+
+_SIMPLE_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _type_ok(value, annotation: str) -> bool:
+    """`value` fits the simple annotation (int, float, bool, str, tuple[X, ...]); anything else is not checked."""
+    if annotation.startswith("tuple[") and annotation.endswith(", ...]"):
+        return isinstance(value, tuple) and all(_type_ok(v, annotation[6:-6]) for v in value)
+    if annotation not in _SIMPLE_TYPES:
+        return True
+    if annotation == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, _SIMPLE_TYPES[annotation])
+
+
+def _check_types(cls, values: dict[str, Any]) -> None:
+    annotations = {f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "")
+                   for f in dataclasses.fields(cls)}
+    for name, value in values.items():
+        if not _type_ok(value, annotations[name]):
+            raise ConfigError(f"{cls.__name__}.{name} must be {annotations[name]}; got {value!r} "
+                              f"({type(value).__name__})")

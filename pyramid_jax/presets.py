@@ -1,14 +1,12 @@
-"""Named model presets: plain-Python files in `configs/` whose `get_config()` returns a `ModelPreset`."""
+"""Named model presets: one per released DiT variant of each family (`dit/families.py`), e.g. `miniflux_384p`."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import os
 
 from pyramid_jax.config import FrozenConfig
-
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+from pyramid_jax.dit.families import FAMILIES, Family, Variant, get_family
+from pyramid_jax.snapshot import DIT_PREFIX
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,25 +21,30 @@ class ModelPreset:
     max_temp: int  # latent frames the variant was trained for (1 = image model)
 
 
-def load_preset(name_or_path: str) -> ModelPreset:
-    """Loads `configs/<name>.py` (or any path to such a file) and returns its `get_config()`."""
-    path = name_or_path if name_or_path.endswith(".py") else os.path.join(CONFIGS_DIR, f"{name_or_path}.py")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no preset {name_or_path!r}; available: {preset_names()}")
-    spec = importlib.util.spec_from_file_location(f"pyramid_jax_preset_{os.path.basename(path)[:-3]}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+def _preset(family: Family, variant: Variant) -> ModelPreset:
+    return ModelPreset(family.name, variant.folder, family.released_dit(), variant.width, variant.height,
+                       variant.max_temp)
+
+
+def _presets() -> dict[str, ModelPreset]:
+    return {f"{family.short_name}_{v.folder.removeprefix(DIT_PREFIX)}": _preset(family, v)
+            for family in FAMILIES.values() for v in family.variants}
+
+
+def load_preset(name: str) -> ModelPreset:
+    """The preset `<family>_<variant>`, e.g. `miniflux_384p` or `sd3_768p`."""
+    presets = _presets()
+    if name not in presets:
+        raise FileNotFoundError(f"no preset {name!r}; available: {sorted(presets)}")
+    return presets[name]
 
 
 def preset_names() -> list[str]:
-    return sorted(f[:-3] for f in os.listdir(CONFIGS_DIR) if f.endswith(".py") and not f.startswith("_"))
+    return sorted(_presets())
 
 
 def find_preset(model_name: str, variant: str) -> ModelPreset | None:
     """The preset of a snapshot's DiT folder `variant` for `model_name`, or None for an unknown (custom) folder."""
-    for name in preset_names():
-        preset = load_preset(name)
-        if preset.model_name == model_name and preset.variant == variant:
-            return preset
-    return None
+    family = get_family(model_name)
+    found = family.variant(variant)
+    return None if found is None else _preset(family, found)

@@ -1,8 +1,20 @@
-"""Test setup: 8 fake CPU devices for sharding tests, fp32 matmuls at highest precision for parity."""
+"""Test setup: 8 fake CPU devices for sharding tests, fp32 matmuls at highest precision for parity.
 
+One persistent compilation cache per test run (a fresh temporary folder, removed at exit, unless
+$JAX_COMPILATION_CACHE_DIR is set): tests that rebuild the same program (each CLI run, each new jit of the same model
+and sizes) load it instead of compiling again, subprocesses included. Sound: the cache key is the whole program plus
+its compile options and devices, so only an identical program is reused.
+"""
+
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="pyramid_jax_test_xla_")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
 
 import pathlib  # noqa: E402
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from pyramid_jax.config import ConfigError
-from pyramid_jax.dit.config import FluxConfig, MMDiTConfig, dit_config_from_dict, dit_config_to_dict
+from pyramid_jax.dit.config import FluxConfig, MMDiTConfig, dit_config_to_dict
+from pyramid_jax.dit.families import dit_config_from_dict
 from pyramid_jax.presets import load_preset
 
 from conftest import FIXTURES

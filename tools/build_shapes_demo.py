@@ -27,15 +27,17 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from pyramid_jax.errors import UserError, add_debug_flag, run_cli  # noqa: E402 (after the path setup)
 WORK = os.path.join(ROOT, "out", "shapes_demo")  # the working folder the two training configs read
-DIT_VARIANT = "diffusion_transformer_384p"
-TEXT_FOLDERS = ("tokenizer", "text_encoder", "tokenizer_2", "text_encoder_2")
 
 
 def run(*args: str) -> None:
     command = [sys.executable, *args]
     print("$", " ".join(os.path.relpath(a, ROOT) if a.startswith(ROOT) else a for a in args), flush=True)
-    subprocess.run(command, cwd=ROOT, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # logs as they come
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # logs as they come
+    if done.returncode:
+        raise UserError(f"{' '.join(args[:3])} ... failed (exit status {done.returncode}); its error is above")
 
 
 def write_json(path: str, values: dict) -> None:
@@ -45,19 +47,29 @@ def write_json(path: str, values: dict) -> None:
 
 
 def main(argv=None) -> int:
+    return run_cli(build, argv)
+
+
+def build(argv) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clips", type=int, default=1200, help="training clips to generate")
     p.add_argument("--output", default=os.path.join(ROOT, "checkpoints", "shapes_demo"), help="snapshot folder")
+    add_debug_flag(p)
     args = p.parse_args(argv)
 
     from tqdm import tqdm
 
     from pyramid_jax.demo.captions import vocabulary
     from pyramid_jax.demo.dataset import write_shapes_dataset
-    from pyramid_jax.demo.models import DIT_CONFIG, FRAMES, SIZE, VAE_CONFIG
+    from pyramid_jax.demo.models import DIT_CONFIG, FRAMES, SAMPLING, SIZE, VAE_CONFIG
     from pyramid_jax.demo.text_stack import write_text_stack
-    from pyramid_jax.io.weights import atomic_directory
+    from pyramid_jax.dit.families import get_family
+    from pyramid_jax.io.atomic import atomic_directory
+    from pyramid_jax.snapshot import SAMPLING_FILE, VAE_FOLDER, text_folder_names
+
+    family = get_family(DIT_CONFIG["_class_name"])
+    dit_variant = family.variants[0].folder
 
     data, init, staged = (os.path.join(WORK, name) for name in ("data", "init", "snapshot_vae"))
     if not os.path.isfile(os.path.join(data, "train.jsonl")):
@@ -66,15 +78,15 @@ def main(argv=None) -> int:
     if not os.path.isdir(init):
         with atomic_directory(init) as tmp:
             write_text_stack(tmp, vocabulary(), seed=0)
-            write_json(os.path.join(tmp, "causal_video_vae", "config.json"), VAE_CONFIG)
-            write_json(os.path.join(tmp, DIT_VARIANT, "config.json"), DIT_CONFIG)
+            write_json(os.path.join(tmp, VAE_FOLDER, "config.json"), VAE_CONFIG)
+            write_json(os.path.join(tmp, dit_variant, "config.json"), DIT_CONFIG)
 
     for stage in ("shapes_vae_images.py", "shapes_vae.py"):
         run("train.py", "--config", os.path.join(ROOT, "configs", "train", stage))
     with atomic_directory(staged, overwrite=True) as tmp:  # text stack + trained VAE, for the extraction tools
-        for name in TEXT_FOLDERS:
+        for name in text_folder_names(family):
             shutil.copytree(os.path.join(init, name), os.path.join(tmp, name))
-        shutil.copytree(os.path.join(WORK, "vae_run", "model"), os.path.join(tmp, "causal_video_vae"))
+        shutil.copytree(os.path.join(WORK, "vae_run", "model"), os.path.join(tmp, VAE_FOLDER))
     run("tools/extract_video_latents.py", "--snapshot", staged, "--annotation", os.path.join(data, "train.jsonl"),
         "--output_dir", os.path.join(WORK, "latents"), "--resolutions", f"{SIZE}x{SIZE}", "--num_frames", str(FRAMES),
         "--dtype", "float32", "--save_dtype", "float32")
@@ -85,7 +97,8 @@ def main(argv=None) -> int:
 
     with atomic_directory(args.output, overwrite=True) as tmp:
         shutil.copytree(staged, tmp, dirs_exist_ok=True)
-        shutil.copytree(os.path.join(WORK, "dit_run", "model"), os.path.join(tmp, DIT_VARIANT))
+        shutil.copytree(os.path.join(WORK, "dit_run", "model"), os.path.join(tmp, dit_variant))
+        write_json(os.path.join(tmp, dit_variant, SAMPLING_FILE), SAMPLING)
     print(f"demo snapshot -> {args.output}")
     return 0
 

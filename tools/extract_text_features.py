@@ -19,6 +19,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from pyramid_jax.errors import add_debug_flag, run_cli  # noqa: E402 (after the path setup)
+
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
@@ -33,11 +35,22 @@ def parse_args(argv):
     p.add_argument("--save_dtype", choices=("float16", "float32"), default="float16")
     p.add_argument("--on_error", choices=("fail", "skip"), default="fail")
     p.add_argument("--overwrite", action="store_true")
+    add_debug_flag(p)
+    from pyramid_jax.compile_cache import add_compile_cache_flags
+
+    add_compile_cache_flags(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    return run_cli(run, argv)
+
+
+def run(argv) -> int:
     args = parse_args(argv)
+    from pyramid_jax.compile_cache import setup_compile_cache
+
+    setup_compile_cache(args)
     import jax.numpy as jnp
     import numpy as np
 

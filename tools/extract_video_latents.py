@@ -21,6 +21,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from pyramid_jax.errors import add_debug_flag, run_cli  # noqa: E402 (after the path setup)
+
 
 def resolution(text: str) -> tuple[int, int]:
     height, _, width = text.partition("x")
@@ -30,7 +32,7 @@ def resolution(text: str) -> tuple[int, int]:
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--snapshot", required=True, help="snapshot folder with causal_video_vae/")
+    p.add_argument("--snapshot", required=True, help="snapshot folder (its VAE is used)")
     p.add_argument("--annotation", required=True, help="input jsonl with a `video` (or `image`) per line")
     p.add_argument("--output_dir", required=True, help="folder for latents without a `latent` path")
     p.add_argument("--out_annotation", default=None, help="output jsonl (default: <output_dir>/annotation.jsonl)")
@@ -42,23 +44,35 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=0, help="posterior sample of line i: fold_in(key(seed), i)")
     p.add_argument("--on_error", choices=("fail", "skip"), default="fail")
     p.add_argument("--overwrite", action="store_true")
+    add_debug_flag(p)
+    from pyramid_jax.compile_cache import add_compile_cache_flags
+
+    add_compile_cache_flags(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    return run_cli(run, argv)
+
+
+def run(argv) -> int:
     args = parse_args(argv)
+    from pyramid_jax.compile_cache import setup_compile_cache
+
+    setup_compile_cache(args)
     import jax
     import jax.numpy as jnp
     import numpy as np
 
     import pyramid_jax
+    from pyramid_jax.snapshot import Snapshot
     from pyramid_jax.training.data.annotations import read_annotations, sample_path, write_annotations
     from pyramid_jax.training.data.errors import BadFiles, DataError
     from pyramid_jax.training.data.frames import latent_frames, to_unit_range
     from pyramid_jax.training.data.readers import VideoReader, media
     from pyramid_jax.training.data.storage import save_latents
 
-    vae = pyramid_jax.load_vae(os.path.join(args.snapshot, "causal_video_vae"), jnp.dtype(args.dtype))
+    vae = pyramid_jax.load_vae(Snapshot(args.snapshot).vae, jnp.dtype(args.dtype))
     reader = VideoReader(latent_frames(args.num_frames), [resolution(r) for r in args.resolutions.split(",")])
     bad, key, done = BadFiles(args.on_error), jax.random.key(args.seed), []
     records = read_annotations(args.annotation)

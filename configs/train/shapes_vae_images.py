@@ -10,6 +10,7 @@ import os
 
 from pyramid_jax.demo.models import SIZE
 from pyramid_jax.parallel.mesh import MeshConfig
+from pyramid_jax.snapshot import VAE_FOLDER
 from pyramid_jax.training.loop import LoopConfig
 from pyramid_jax.training.optimizer import OptimizerConfig
 from pyramid_jax.vae_training.config import VAEDataConfig, VAELossConfig, VAEStepConfig, VAETrainConfig
@@ -20,7 +21,7 @@ WORK = os.path.join(REPO, "out", "shapes_demo")
 
 def get_config() -> VAETrainConfig:
     return VAETrainConfig(
-        vae=os.path.join(WORK, "init", "causal_video_vae"),  # config.json only
+        vae=os.path.join(WORK, "init", VAE_FOLDER),  # config.json only
         from_scratch=True,
         fan_in_init=True,
         initial_logvar=-8.0,

@@ -12,9 +12,11 @@ import dataclasses
 import re
 from typing import Callable, Iterator
 
+import ml_dtypes
 import numpy as np
 
 from pyramid_jax.convert.sources import TensorSource
+from pyramid_jax.errors import UserError
 
 Path = tuple[str | int, ...]
 
@@ -69,7 +71,7 @@ def _parse_path(dotted: str) -> Path:
     return tuple(int(p) if p.isdigit() else p for p in dotted.split("."))
 
 
-class ConversionError(ValueError):
+class ConversionError(UserError, ValueError):
     """The checkpoint does not fit the model: lists every missing, unexpected and mis-shaped key."""
 
 
@@ -111,12 +113,29 @@ def plan(table: ConversionTable, source_shapes: dict[str, tuple[int, ...]],
     return steps
 
 
-def run(steps: list[Step], source: TensorSource, dtype=None,
-        progress: Callable[[Iterator], Iterator] = iter) -> Iterator[tuple[Path, np.ndarray]]:
-    """Yields (NNX path, converted array) one tensor at a time, so callers can place each and drop it."""
+def run(steps: list[Step], source: TensorSource, dtype=None, progress: Callable[[Iterator], Iterator] = iter,
+        check_finite: bool = False) -> Iterator[tuple[Path, np.ndarray]]:
+    """Yields (NNX path, converted array) one tensor at a time, so callers can place each and drop it.
+
+    A weight that is not floating point is refused (casting integers to a float dtype would hide a wrong file);
+    with `check_finite`, a weight holding NaN or inf fails too, naming the key and the count.
+    """
     for step in progress(steps):
-        array = np.ascontiguousarray(step.transform(source.read(step.key)))
+        array = source.read(step.key)
+        if not is_float(array.dtype):
+            raise ConversionError(f"weight {step.key!r} is {array.dtype}, not floating point: not a model weight "
+                                  "(a wrong or corrupted checkpoint?)")
+        if check_finite:
+            bad = array.size - int(np.count_nonzero(np.isfinite(array)))
+            if bad:
+                raise ConversionError(f"weight {step.key!r} {list(array.shape)} holds {bad} NaN or infinite "
+                                      "value(s); pass --allow-nonfinite (allow_nonfinite=True) to convert anyway")
+        array = np.ascontiguousarray(step.transform(array))
         yield step.path, array if dtype is None else array.astype(dtype)
+
+
+def is_float(dtype) -> bool:
+    return np.issubdtype(dtype, np.floating) or np.dtype(dtype) == np.dtype(ml_dtypes.bfloat16)
 
 
 def _fmt(path: Path) -> str:

@@ -39,3 +39,8 @@ DIT_CONFIG = {
     "use_flash_attn": False,
     "use_gradient_checkpointing": False,
 }
+
+# The DiT folder's sampling.json (pyramid_jax/snapshot.py): sample.py's defaults for the demo, whatever its path.
+SAMPLING = {"width": SIZE, "height": SIZE, "max_temp": (FRAMES - 1) // 8 + 1, "temp": (FRAMES - 1) // 8 + 1,
+            "steps": [10, 10, 10], "video_steps": [10, 10, 10], "guidance_scale": 4.0, "video_guidance_scale": 4.0,
+            "negative_prompt": "", "prompt": ["the red circle is moving right"]}

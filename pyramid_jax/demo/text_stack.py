@@ -3,6 +3,8 @@
 `write_text_stack` writes a miniFLUX snapshot's `tokenizer/`, `text_encoder/`, `tokenizer_2/` and `text_encoder_2/`
 so that `load_text_encoder(snapshot_dir, "pyramid_flux")` reads them like the released ones. Every demo word is one
 token in both tokenizers, so the DiT learns from one random embedding per word instead of shared subword pieces.
+The word list is kept as `tokenizer/vocabulary.txt`: `unknown_words` names a prompt's words outside it (any other word
+is spelt in meaningless single-character pieces).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import re
 import shutil
 import string
 from typing import Iterable
@@ -18,7 +21,9 @@ import jax
 import numpy as np
 from flax import nnx
 
+from pyramid_jax.dit.families import PYRAMID_FLUX
 from pyramid_jax.io.weights import write_converted
+from pyramid_jax.snapshot import text_folder_names
 from pyramid_jax.text.clip import CLIPTextModel
 from pyramid_jax.text.config import text_config_from_dict
 from pyramid_jax.text.t5 import T5Encoder
@@ -29,6 +34,8 @@ END_OF_WORD = "</w>"
 T5_SPACE = "▁"
 # Unigram log-probabilities: a whole word always beats spelling it from the space and single characters.
 WORD_SCORE, SPACE_SCORE, CHAR_SCORE = -1.0, -5.0, -10.0
+VOCABULARY_FILE = "vocabulary.txt"  # in the CLIP tokenizer folder: the whole words, one a line
+WORD = re.compile(r"[^\W_]+")  # how a prompt is split into words for the vocabulary check
 
 
 def write_text_stack(snapshot_dir: str, words: Iterable[str], *, seed: int = 0, clip_width: int = 32,
@@ -40,8 +47,12 @@ def write_text_stack(snapshot_dir: str, words: Iterable[str], *, seed: int = 0, 
     cased: transformers' T5 tokenizer keeps no normalizer from tokenizer.json). Other text is spelt per character.
     """
     words = sorted({w.lower() for text in words for w in text.split()})
-    clip_vocab = _write_clip_tokenizer(os.path.join(snapshot_dir, "tokenizer"), words)
-    t5_vocab_size = _write_t5_tokenizer(os.path.join(snapshot_dir, "tokenizer_2"), words)
+    clip_tokenizer, clip_dir, t5_tokenizer, t5_dir = (
+        os.path.join(snapshot_dir, name) for name in text_folder_names(PYRAMID_FLUX))
+    clip_vocab = _write_clip_tokenizer(clip_tokenizer, words)
+    with open(os.path.join(clip_tokenizer, VOCABULARY_FILE), "w", encoding="utf-8") as f:
+        f.write("".join(w + "\n" for w in sorted({m for w in words for m in WORD.findall(w)})))
+    t5_vocab_size = _write_t5_tokenizer(t5_tokenizer, words)
     clip_json = {
         "architectures": ["CLIPTextModel"], "model_type": "clip_text_model", "vocab_size": len(clip_vocab),
         "hidden_size": clip_width, "intermediate_size": 4 * clip_width, "projection_dim": clip_width,
@@ -57,8 +68,8 @@ def write_text_stack(snapshot_dir: str, words: Iterable[str], *, seed: int = 0, 
     clip = CLIPTextModel(text_config_from_dict(clip_json), rngs=rngs)
     t5 = T5Encoder(text_config_from_dict(t5_json), rngs=rngs)
     _rescale_t5_init(t5, rngs)
-    _write_model(os.path.join(snapshot_dir, "text_encoder"), clip, clip_json)
-    _write_model(os.path.join(snapshot_dir, "text_encoder_2"), t5, t5_json)
+    _write_model(clip_dir, clip, clip_json)
+    _write_model(t5_dir, t5, t5_json)
 
 
 def add_words(src: str, dst: str, words: Iterable[str], *, seed: int = 1) -> None:
@@ -126,6 +137,21 @@ def _grow_embedding(src: str, dst: str, vocab_size: int, key: jax.Array) -> None
     with open(os.path.join(src, "config.json")) as f:
         config_json = {**json.load(f), "vocab_size": vocab_size}
     _write_model(dst, model, config_json)
+
+
+def word_vocabulary(snapshot_dir: str) -> list[str] | None:
+    """The whole words of a snapshot with word-level tokenizers (`write_text_stack`), else None (subword ones)."""
+    path = os.path.join(snapshot_dir, "tokenizer", VOCABULARY_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return f.read().split()
+
+
+def unknown_words(prompt: str, vocabulary: list[str]) -> list[str]:
+    """The words of `prompt` (lower-cased, split at anything but letters and digits) outside `vocabulary`, in order."""
+    known = set(vocabulary)
+    return list(dict.fromkeys(w for w in WORD.findall(prompt.lower()) if w not in known))
 
 
 def _rescale_t5_init(t5: T5Encoder, rngs: nnx.Rngs) -> None:

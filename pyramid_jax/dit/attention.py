@@ -28,7 +28,7 @@ class JointAttention(nnx.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, qk_eps: float, *, context_pre_only: bool = False,
-                 backend: str = "xla", rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32):
+                 backend: str = "auto", rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32):
         self.num_heads, self.backend, self.context_pre_only = num_heads, backend, context_pre_only
         head_dim = dim // num_heads
         kw = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
@@ -55,7 +55,7 @@ class JointAttention(nnx.Module):
 class SingleStreamAttention(nnx.Module):
     """Self-attention over one stage's [text ; image] sequence with no output projection (Flux single blocks)."""
 
-    def __init__(self, dim: int, num_heads: int, qk_eps: float, *, backend: str = "xla", rngs: nnx.Rngs,
+    def __init__(self, dim: int, num_heads: int, qk_eps: float, *, backend: str = "auto", rngs: nnx.Rngs,
                  dtype=jnp.float32, param_dtype=jnp.float32):
         self.num_heads, self.backend = num_heads, backend
         kw = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)

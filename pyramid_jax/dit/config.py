@@ -6,7 +6,7 @@ import dataclasses
 from typing import ClassVar
 
 from pyramid_jax.config import ConfigError, FrozenConfig
-from pyramid_jax.layers.attention import ATTENTION_BACKENDS
+from pyramid_jax.layers.attention import BACKEND_NAMES
 from pyramid_jax.layers.remat import REMAT_POLICIES
 
 # Reference training/kernel switches with no numerical effect on the SDPA semantics this port implements:
@@ -22,6 +22,9 @@ class FluxConfig(FrozenConfig):
     # The Flux code stores but never reads `interp_condition_pos`: its condition positions are always interpolated.
     IGNORED_FIELDS: ClassVar[frozenset[str]] = _REFERENCE_ONLY_FIELDS | {"interp_condition_pos"}
     CLASS_NAME: ClassVar[str] = "PyramidFluxTransformer"
+    REQUIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({
+        "in_channels", "num_layers", "num_single_layers", "attention_head_dim", "num_attention_heads",
+        "joint_attention_dim", "pooled_projection_dim"})
 
     patch_size: int = 1
     in_channels: int = 64
@@ -33,7 +36,7 @@ class FluxConfig(FrozenConfig):
     pooled_projection_dim: int = 768
     axes_dims_rope: tuple[int, ...] = (16, 24, 24)
     use_temporal_causal: bool = True
-    attention_backend: str = "xla"
+    attention_backend: str = "auto"  # see layers/attention.py: auto, xla, blockwise, ...
     remat_policy: str = "none"  # per-block gradient checkpointing, see layers/remat.py
     scan_layers: bool = False  # run the block stack as one lax.scan, see layers/block_stack.py
 
@@ -66,6 +69,9 @@ class MMDiTConfig(FrozenConfig):
     # `use_t5_mask` is stored but never read by the reference: the text mask is always applied.
     IGNORED_FIELDS: ClassVar[frozenset[str]] = _REFERENCE_ONLY_FIELDS | {"use_t5_mask"}
     CLASS_NAME: ClassVar[str] = "PyramidDiffusionMMDiT"
+    REQUIRED_FIELDS: ClassVar[frozenset[str]] = frozenset({
+        "in_channels", "num_layers", "attention_head_dim", "num_attention_heads", "caption_projection_dim",
+        "joint_attention_dim", "pooled_projection_dim"})
 
     sample_size: int = 128
     patch_size: int = 2
@@ -84,7 +90,7 @@ class MMDiTConfig(FrozenConfig):
     use_temporal_causal: bool = False
     add_temp_pos_embed: bool = False
     interp_condition_pos: bool = False
-    attention_backend: str = "xla"
+    attention_backend: str = "auto"  # see layers/attention.py: auto, xla, blockwise, ...
     remat_policy: str = "none"  # per-block gradient checkpointing, see layers/remat.py
     scan_layers: bool = False  # run the block stack as one lax.scan, see layers/block_stack.py
 
@@ -134,31 +140,10 @@ class MMDiTConfig(FrozenConfig):
 def _check_runtime_options(config) -> None:
     if config.remat_policy not in REMAT_POLICIES:
         raise ConfigError(f"unknown remat_policy {config.remat_policy!r}; choose one of {sorted(REMAT_POLICIES)}")
-    if config.attention_backend not in ATTENTION_BACKENDS:
-        raise ConfigError(f"unknown attention_backend {config.attention_backend!r}; "
-                          f"choose one of {sorted(ATTENTION_BACKENDS)}")
-
-
-DIT_CONFIGS: dict[str, type[FrozenConfig]] = {c.CLASS_NAME: c for c in (FluxConfig, MMDiTConfig)}
-
-# What `build_pyramid_dit` passes to `from_pretrained` on top of config.json (dit_spec.md §1). They fill the
-# fields a released config.json lacks; values a config.json carries are kept.
-PIPELINE_LOAD_DEFAULTS: dict[str, dict] = {
-    "PyramidFluxTransformer": dict(use_temporal_causal=True, axes_dims_rope=(16, 24, 24)),
-    "PyramidDiffusionMMDiT": dict(use_temporal_causal=True, add_temp_pos_embed=True, temp_pos_embed_type="rope",
-                                  interp_condition_pos=True),
-}
-
-
-def dit_config_from_dict(values: dict, **overrides) -> FrozenConfig:
-    """Picks the family from `_class_name`, fills the pipeline's load-time values, then applies `overrides`."""
-    class_name = values.get("_class_name")
-    if class_name not in DIT_CONFIGS:
-        raise ConfigError(f"config `_class_name` is {class_name!r}; expected one of {sorted(DIT_CONFIGS)}")
-    filled = {**PIPELINE_LOAD_DEFAULTS[class_name], **values}
-    return DIT_CONFIGS[class_name].from_dict(filled, **overrides)
+    if config.attention_backend not in BACKEND_NAMES:
+        raise ConfigError(f"unknown attention_backend {config.attention_backend!r}; choose one of {BACKEND_NAMES}")
 
 
 def dit_config_to_dict(config: FrozenConfig) -> dict:
-    """The JSON form written next to converted weights (round-trips through `dit_config_from_dict`)."""
+    """The JSON form written next to converted weights (round-trips through `families.dit_config_from_dict`)."""
     return {"_class_name": config.CLASS_NAME, **config.to_dict()}

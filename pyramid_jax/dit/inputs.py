@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
-from pyramid_jax.dit.tokens import StageLayout, stage_rows, text_image_mask
+import jax.numpy as jnp
+
+from pyramid_jax.dit.tokens import ImageTokens, StageLayout, stage_rows, text_image_mask
+from pyramid_jax.parallel.rules import axis_multiple
 
 
 def stage_layouts(sample, channels: int, encoder_hidden_states, encoder_attention_mask, pooled_projections,
@@ -29,17 +32,35 @@ def stage_layouts(sample, channels: int, encoder_hidden_states, encoder_attentio
 
 
 def stage_inputs(sample, channels: int, temporal_causal: bool, embed_time_text: Callable, embed_text: Callable,
-                 encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio):
-    """Per stage s: its layout, conditioning vector `temb [B, D]`, text stream `[B, L, D]` and attention mask.
+                 encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio,
+                 image_tokens: Sequence[ImageTokens] | None = None):
+    """Per stage s: its layout, image token ids (`ImageTokens`), number of masked lead tokens to put in front of its
+    image tokens, conditioning vector `temb [B, D]`, text stream `[B, L, D]` and attention mask.
+
+    Traced on a mesh whose `sequence` axis splits tokens, the text and each stage's image tokens are padded (masked
+    text pad at the end, image lead tokens in front) to a multiple of that axis, so that they split, never replicate.
 
     `embed_time_text(timestep, pooled)` and `embed_text(encoder_hidden_states)` are the model's embedders; their
-    rows b*S + s are split into one batch-B tensor per stage.
+    rows b*S + s are split into one batch-B tensor per stage. `image_tokens` (one per stage; None: every token real
+    at its layout's frame ids) are runtime frame ids and pad flags, for a padded history.
     """
     layouts = stage_layouts(sample, channels, encoder_hidden_states, encoder_attention_mask, pooled_projections,
                             timestep_ratio)
+    if image_tokens is None:
+        image_tokens = [ImageTokens.unpadded(layout) for layout in layouts]
+    for s, (layout, image) in enumerate(zip(layouts, image_tokens, strict=True)):
+        if image.frame.shape != (layout.num_tokens,) or image.valid.shape != (layout.num_tokens,):
+            raise ValueError(f"image_tokens of stage {s}: frame and valid must be [{layout.num_tokens}] (the stage's "
+                             f"image tokens), got {image.frame.shape} and {image.valid.shape}")
+    multiple = axis_multiple("length")
+    leads = [-layout.num_tokens % multiple for layout in layouts]
+    image_tokens = [image.lead(lead) for image, lead in zip(image_tokens, leads)]
+    text_pad = [(0, 0), (0, -encoder_hidden_states.shape[1] % multiple)]
+    encoder_hidden_states = jnp.pad(encoder_hidden_states, text_pad + [(0, 0)])
+    encoder_attention_mask = jnp.pad(encoder_attention_mask, text_pad)
     num_stages = len(sample)
     temb = stage_rows(embed_time_text(timestep_ratio, pooled_projections), num_stages)
     text = stage_rows(embed_text(encoder_hidden_states), num_stages)
-    masks = [text_image_mask(valid, layout, temporal_causal)
-             for valid, layout in zip(stage_rows(encoder_attention_mask, num_stages), layouts)]
-    return layouts, temb, text, masks
+    masks = [text_image_mask(valid, image, temporal_causal)
+             for valid, image in zip(stage_rows(encoder_attention_mask, num_stages), image_tokens)]
+    return layouts, image_tokens, leads, temb, text, masks

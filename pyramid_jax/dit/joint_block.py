@@ -21,7 +21,7 @@ class JointTransformerBlock(nnx.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, qk_eps: float, *, context_pre_only: bool = False,
-                 backend: str = "xla", rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32):
+                 backend: str = "auto", rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32):
         kw = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
         self.norm1 = AdaLNZero(dim, **kw)
         self.norm1_context = AdaLNContinuous(dim, **kw) if context_pre_only else AdaLNZero(dim, **kw)

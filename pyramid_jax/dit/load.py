@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
 import jax.numpy as jnp
 from flax import nnx
 from jax.sharding import Mesh
 
-from pyramid_jax.convert.dit_tables import FLUX_TABLE, MMDIT_TABLE
-from pyramid_jax.convert.engine import ConversionTable
-from pyramid_jax.dit.config import FluxConfig, MMDiTConfig, dit_config_from_dict, dit_config_to_dict
-from pyramid_jax.dit.pyramid_flux import PyramidFluxTransformer
-from pyramid_jax.dit.pyramid_mmdit import PyramidDiffusionMMDiT
+from pyramid_jax.dit.config import dit_config_to_dict
+from pyramid_jax.dit.families import dit_config_from_dict, family_of_config
 from pyramid_jax.io.model_kind import ModelKind
 from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules
 
-# config class name -> (module class, torch conversion table)
-DIT_FAMILIES: dict[str, tuple[Callable, ConversionTable]] = {
-    FluxConfig.CLASS_NAME: (PyramidFluxTransformer, FLUX_TABLE),
-    MMDiTConfig.CLASS_NAME: (PyramidDiffusionMMDiT, MMDIT_TABLE),
-}
-
 
 def dit_family(config):
-    if config.CLASS_NAME not in DIT_FAMILIES:
-        raise NotImplementedError(f"{config.CLASS_NAME} is not supported yet; available: {sorted(DIT_FAMILIES)}")
-    return DIT_FAMILIES[config.CLASS_NAME]
+    """(module class, torch conversion table) of a DiT config, from the family registry."""
+    family = family_of_config(config)
+    return family.module_class, family.table
 
 
 DIT = ModelKind("DiT", dit_config_from_dict, dit_config_to_dict, dit_family)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -12,7 +13,7 @@ from pyramid_jax.dit.config import FluxConfig
 from pyramid_jax.dit.inputs import stage_inputs
 from pyramid_jax.dit.joint_block import JointTransformerBlock
 from pyramid_jax.dit.single_block import SingleTransformerBlock
-from pyramid_jax.dit.tokens import StageLayout, pack_2x2, unpack_2x2
+from pyramid_jax.dit.tokens import StageLayout, pack_2x2, pad_front, unpack_2x2
 from pyramid_jax.layers.adaln import AdaLNContinuous
 from pyramid_jax.layers.block_stack import run_blocks
 from pyramid_jax.layers.embeddings import TimeTextEmbedding
@@ -22,12 +23,17 @@ from pyramid_jax.layers.rope import rope_angles
 QK_NORM_EPS = 1e-6
 
 
-def flux_rope(layout: StageLayout, text_len: int, axes_dims: Sequence[int]):
-    """RoPE (cos, sin) for [text ; image]: text at (0, 0, 0), image at (frame, row, column) (dit_spec.md §2.7)."""
-    image = np.concatenate([layout.frame_ids()[:, None].astype(np.float32), layout.spatial_positions()], axis=-1)
-    positions = np.concatenate([np.zeros((text_len, 3), np.float32), image])
-    cos, sin = rope_angles(positions, axes_dims)
-    return jnp.asarray(cos), jnp.asarray(sin)
+def flux_rope(layout: StageLayout, frame: jax.Array, lead: int, text_len: int, axes_dims: Sequence[int]):
+    """RoPE (cos, sin) for [text ; image]: text at (0, 0, 0), image at (frame, row, column) (dit_spec.md §2.7).
+
+    The image tokens' frame ids `frame [lead + N]` may be traced: their angles are gathered from a host-built table
+    of every frame id of the layout, so they equal the all-host tables exactly; `lead` masked tokens come first.
+    """
+    text = rope_angles(np.zeros((text_len, 3), np.float32), axes_dims)
+    frames = rope_angles(np.arange(layout.num_frames, dtype=np.float32)[:, None], axes_dims[:1])
+    spatial = rope_angles(np.concatenate([np.zeros((lead, 2), np.float32), layout.spatial_positions()]), axes_dims[1:])
+    return tuple(jnp.concatenate([t, jnp.concatenate([jnp.take(f, frame, axis=0), s], axis=-1)])
+                 for t, f, s in zip(text, frames, spatial))
 
 
 class PyramidFluxTransformer(nnx.Module):
@@ -36,6 +42,7 @@ class PyramidFluxTransformer(nnx.Module):
     Call with `sample` (a list of stages, each a list of clips `[B, T, H, W, C]`, last clip = current),
     `encoder_hidden_states [B*S, L, J]`, `encoder_attention_mask [B*S, L]`, `pooled_projections [B*S, P]` and
     `timestep_ratio [B*S]` (flow-matching timesteps in (0, 1000]); row b*S + s belongs to sample b, stage s.
+    `image_tokens` (optional, one `ImageTokens` per stage) gives runtime frame ids and pad flags (padded histories).
     Returns one `[B, T, H, W, C]` prediction per stage, for that stage's current clip.
     """
 
@@ -55,13 +62,16 @@ class PyramidFluxTransformer(nnx.Module):
         self.norm_out = AdaLNContinuous(dim, **kw)
         self.proj_out = dense(dim, config.in_channels, ("embed", None), **kw, kernel_init=nnx.initializers.zeros_init())
 
-    def __call__(self, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio):
+    def __call__(self, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio,
+                 image_tokens=None):
         cfg = self.config
-        layouts, temb, text, masks = stage_inputs(
+        layouts, image_tokens, leads, temb, text, masks = stage_inputs(
             sample, cfg.latent_channels, cfg.use_temporal_causal, self.time_text_embed, self.context_embedder,
-            encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio)
-        ropes = [flux_rope(layout, encoder_hidden_states.shape[1], cfg.axes_dims_rope) for layout in layouts]
-        image = [self.x_embedder(jnp.concatenate([pack_2x2(clip) for clip in clips], axis=1)) for clips in sample]
+            encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio, image_tokens)
+        ropes = [flux_rope(layout, image.frame, lead, text[0].shape[1], cfg.axes_dims_rope)
+                 for layout, image, lead in zip(layouts, image_tokens, leads)]
+        image = [pad_front(self.x_embedder(jnp.concatenate([pack_2x2(clip) for clip in clips], axis=1)), lead)
+                 for clips, lead in zip(sample, leads)]
 
         def double_stream(call, streams):
             out = [call(h, c, t, r, m) for h, c, t, r, m in zip(*streams, temb, ropes, masks)]

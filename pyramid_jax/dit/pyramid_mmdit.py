@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
@@ -10,7 +11,7 @@ from pyramid_jax.dit.config import MMDiTConfig
 from pyramid_jax.dit.inputs import stage_inputs
 from pyramid_jax.dit.joint_block import JointTransformerBlock
 from pyramid_jax.dit.patch_embed import PatchEmbed
-from pyramid_jax.dit.tokens import StageLayout, unpack_2x2
+from pyramid_jax.dit.tokens import StageLayout, pad_front, unpack_2x2
 from pyramid_jax.layers.adaln import AdaLNContinuous
 from pyramid_jax.layers.block_stack import run_blocks
 from pyramid_jax.layers.embeddings import TimeTextEmbedding
@@ -20,15 +21,16 @@ from pyramid_jax.layers.rope import rope_angles
 QK_NORM_EPS = 1e-5  # JointAttention's default, never overridden by the MMDiT (dit_spec.md §2.1)
 
 
-def temporal_rope(layout: StageLayout, text_len: int, head_dim: int, enabled: bool = True):
+def temporal_rope(layout: StageLayout, frame: jax.Array, text_len: int, head_dim: int, enabled: bool = True):
     """1-axis RoPE (cos, sin) over the whole head dim for [text ; image]: text at frame 0, image at its frame id.
 
-    Disabled (`add_temp_pos_embed=False`), every angle is 0, i.e. the rotation is the identity.
+    The image tokens' frame ids `frame [N]` (masked lead tokens included) may be traced: they are gathered from a
+    host-built table of the layout's frame ids. Disabled (`add_temp_pos_embed=False`), every angle is 0, i.e. the rotation is the identity.
     """
-    frames = layout.frame_ids() if enabled else np.zeros(layout.num_tokens, np.int32)
-    positions = np.concatenate([np.zeros(text_len, np.float32), frames.astype(np.float32)])[:, None]
-    cos, sin = rope_angles(positions, (head_dim,))
-    return jnp.asarray(cos), jnp.asarray(sin)
+    table = rope_angles(np.arange(layout.num_frames, dtype=np.float32)[:, None], (head_dim,))
+    frame = frame if enabled else jnp.zeros_like(frame)
+    return tuple(jnp.concatenate([jnp.broadcast_to(t[:1], (text_len, t.shape[1])), jnp.take(t, frame, axis=0)])
+                 for t in table)
 
 
 class PyramidDiffusionMMDiT(nnx.Module):
@@ -36,7 +38,8 @@ class PyramidDiffusionMMDiT(nnx.Module):
 
     Same call as `PyramidFluxTransformer`: `sample` (a list of stages, each a list of clips `[B, T, H, W, C]`,
     last clip = current), `encoder_hidden_states [B*S, L, J]`, `encoder_attention_mask [B*S, L]`,
-    `pooled_projections [B*S, P]` and `timestep_ratio [B*S]`; row b*S + s belongs to sample b, stage s.
+    `pooled_projections [B*S, P]` and `timestep_ratio [B*S]`; row b*S + s belongs to sample b, stage s;
+    optional `image_tokens` (runtime frame ids and pad flags per stage, for padded histories).
     Returns one `[B, T, H, W, C]` prediction per stage, for that stage's current clip.
     """
 
@@ -57,14 +60,16 @@ class PyramidDiffusionMMDiT(nnx.Module):
         self.proj_out = dense(dim, config.patch_size ** 2 * config.in_channels, ("embed", None), **kw,
                               kernel_init=nnx.initializers.zeros_init())
 
-    def __call__(self, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio):
+    def __call__(self, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio,
+                 image_tokens=None):
         cfg = self.config
-        layouts, temb, text, masks = stage_inputs(
+        layouts, image_tokens, leads, temb, text, masks = stage_inputs(
             sample, cfg.latent_channels, cfg.use_temporal_causal, self.time_text_embed, self.context_embedder,
-            encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio)
-        text_len = encoder_hidden_states.shape[1]
-        ropes = [temporal_rope(layout, text_len, cfg.attention_head_dim, cfg.add_temp_pos_embed) for layout in layouts]
-        image = [self.pos_embed(clips, layout) for clips, layout in zip(sample, layouts)]
+            encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio, image_tokens)
+        text_len = text[0].shape[1]
+        ropes = [temporal_rope(layout, image.frame, text_len, cfg.attention_head_dim, cfg.add_temp_pos_embed)
+                 for layout, image in zip(layouts, image_tokens)]
+        image = [pad_front(self.pos_embed(clips, layout), lead) for clips, layout, lead in zip(sample, layouts, leads)]
 
         def joint_stream(call, streams):
             out = [call(h, c, t, r, m) for h, c, t, r, m in zip(*streams, temb, ropes, masks)]

@@ -17,7 +17,7 @@ from pyramid_jax.parallel.rules import constrain
 class SingleTransformerBlock(nnx.Module):
     """x + gate * proj_out([attention(x̂) ; GELU(proj_mlp(x̂))]) (dit_spec.md §3.3 step 6)."""
 
-    def __init__(self, dim: int, num_heads: int, qk_eps: float, *, mlp_ratio: int = 4, backend: str = "xla",
+    def __init__(self, dim: int, num_heads: int, qk_eps: float, *, mlp_ratio: int = 4, backend: str = "auto",
                  rngs: nnx.Rngs, dtype=jnp.float32, param_dtype=jnp.float32):
         kw = dict(rngs=rngs, dtype=dtype, param_dtype=param_dtype)
         self.norm = AdaLNZeroSingle(dim, **kw)

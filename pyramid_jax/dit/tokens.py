@@ -8,7 +8,7 @@ and produces constants; nothing here is data-dependent.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -73,6 +73,10 @@ class StageLayout:
     def num_tokens(self) -> int:
         return sum(c.num_tokens for c in self.clips)
 
+    @property
+    def num_frames(self) -> int:
+        return sum(c.frames for c in self.clips)
+
     def frame_ids(self) -> np.ndarray:
         """`[N]` integer temporal id of every token: frame counts run on across the stage's clips."""
         ids, offset = [], 0
@@ -96,6 +100,36 @@ class StageLayout:
             rows = np.stack([yy.reshape(-1), xx.reshape(-1)], axis=-1)
             out.append(np.tile(rows, (c.frames, 1)))
         return np.concatenate(out).astype(np.float32)
+
+
+class ImageTokens(NamedTuple):
+    """Runtime temporal ids and validity of one stage's image tokens, so that one program serves a history padded
+    to a fixed layout: frame `[N]` int32 (each below the layout's `num_frames`), valid `[N]` bool (False = pad)."""
+
+    frame: jax.Array
+    valid: jax.Array
+
+    @classmethod
+    def unpadded(cls, layout: StageLayout) -> ImageTokens:
+        """Every token real, at the layout's own frame ids (constants)."""
+        return cls(jnp.asarray(layout.frame_ids()), jnp.ones(layout.num_tokens, bool))
+
+    @classmethod
+    def leading_pad(cls, layout: StageLayout, pad_frames: jax.Array) -> ImageTokens:
+        """The layout's first `pad_frames` (a traced int) frames are padding: their tokens are masked out, and the
+        real tokens' frame ids drop by `pad_frames`, i.e. equal those of the layout without the pad frames."""
+        ids = jnp.asarray(layout.frame_ids())
+        return cls(jnp.maximum(ids - pad_frames, 0), ids >= pad_frames)
+
+    def lead(self, count: int) -> ImageTokens:
+        """`count` masked tokens (frame 0) put in front, e.g. to make the token count a multiple of a mesh axis."""
+        return ImageTokens(jnp.concatenate([jnp.zeros(count, self.frame.dtype), self.frame]),
+                           jnp.concatenate([jnp.zeros(count, bool), self.valid]))
+
+
+def pad_front(x: jax.Array, count: int) -> jax.Array:
+    """`[B, N, ...]` with `count` zero tokens put in front."""
+    return jnp.pad(x, [(0, 0), (count, 0)] + [(0, 0)] * (x.ndim - 2))
 
 
 def linear_taps(size: int, samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -143,11 +177,12 @@ def stage_rows(x: jax.Array, num_stages: int) -> list[jax.Array]:
     return [x[:, s] for s in range(num_stages)]
 
 
-def text_image_mask(text_valid: jax.Array, layout: StageLayout, temporal_causal: bool) -> TokenMask:
-    """Mask inputs for the joint sequence [text ; image]: text counts as frame 0, image tokens are always valid."""
+def text_image_mask(text_valid: jax.Array, image: ImageTokens, temporal_causal: bool) -> TokenMask:
+    """Mask inputs for the joint sequence [text ; image]: text counts as frame 0; pad image tokens are invalid."""
     b = text_valid.shape[0]
-    valid = jnp.concatenate([text_valid.astype(bool), jnp.ones((b, layout.num_tokens), bool)], axis=1)
+    image_valid = jnp.broadcast_to(image.valid, (b,) + image.valid.shape)
+    valid = jnp.concatenate([text_valid.astype(bool), image_valid], axis=1)
     frame = None
     if temporal_causal:
-        frame = jnp.asarray(np.concatenate([np.zeros(text_valid.shape[1], np.int32), layout.frame_ids()]))
+        frame = jnp.concatenate([jnp.zeros(text_valid.shape[1], jnp.int32), image.frame.astype(jnp.int32)])
     return TokenMask(valid, frame)

@@ -6,11 +6,8 @@ filled from a stream of host arrays and `device_put` with its sharding, so host 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
 from typing import Callable, Iterable, Iterator
 
 import jax
@@ -57,10 +54,10 @@ def materialize(graphdef, abstract: nnx.State, arrays: Iterable[tuple[Path, np.n
 
 
 def torch_arrays(table: engine.ConversionTable, source: TensorSource, abstract: nnx.State, dtype=None,
-                 progress=iter) -> Iterator[tuple[Path, np.ndarray]]:
+                 progress=iter, check_finite: bool = False) -> Iterator[tuple[Path, np.ndarray]]:
     """Plans the whole conversion (failing on any key or shape problem), then streams converted tensors."""
     steps = engine.plan(table, source.shapes(), flat_shapes(abstract))
-    return engine.run(steps, source, dtype=dtype, progress=progress)
+    return engine.run(steps, source, dtype=dtype, progress=progress, check_finite=check_finite)
 
 
 def write_converted(folder: str, config: dict, arrays: Iterable[tuple[Path, np.ndarray]]) -> None:
@@ -97,7 +94,13 @@ def converted_arrays(folder: str, abstract: nnx.State, mesh: Mesh | None = None,
             node = node.setdefault(str(p), {})
         value = var.get_value()
         node[str(path[-1])] = jax.ShapeDtypeStruct(value.shape, value.dtype, sharding=shardings.get(path))
-    restored = ocp.StandardCheckpointer().restore(os.path.abspath(os.path.join(folder, PARAMS_DIR)), target)
+    check_converted(folder, flat_shapes(abstract))
+    params = os.path.abspath(os.path.join(folder, PARAMS_DIR))
+    try:
+        restored = ocp.StandardCheckpointer().restore(params, target)
+    except Exception as e:  # noqa: BLE001 - tensorstore/orbax errors of a damaged folder, e.g. a deleted shard
+        raise engine.ConversionError(f"{params} cannot be read (damaged or incomplete?): {type(e).__name__}: "
+                                     f"{_first_line(e)}") from e
     for path, _ in flat:
         node = restored
         for p in path:
@@ -105,24 +108,32 @@ def converted_arrays(folder: str, abstract: nnx.State, mesh: Mesh | None = None,
         yield path, node
 
 
-@contextlib.contextmanager
-def atomic_directory(dst: str, overwrite: bool = False):
-    """Yields a temporary directory beside `dst` that is renamed to `dst` only if the block succeeds."""
-    dst = os.path.abspath(dst)
-    if os.path.exists(dst) and not overwrite:
-        raise FileExistsError(f"{dst} already exists; choose another destination or allow overwriting")
-    parent = os.path.dirname(dst)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.partial-", dir=parent)
+def check_converted(folder: str, expected: dict[Path, tuple[int, ...]]) -> None:
+    """Fails naming each parameter whose stored shape differs from what `folder`'s config.json builds, or that is
+    missing or extra (a checkpoint of another architecture, or a config.json edited after conversion); reads only
+    the checkpoint's metadata."""
+    params = os.path.abspath(os.path.join(folder, PARAMS_DIR))
     try:
-        yield tmp
-        if os.path.exists(dst):
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(dst)}.old-", dir=parent)
-            os.rename(dst, os.path.join(old, "x"))
-            os.rename(tmp, dst)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        stored = ocp.StandardCheckpointer().metadata(params).item_metadata
+    except Exception as e:  # noqa: BLE001 - a missing or garbled metadata file
+        raise engine.ConversionError(f"{params} is not a readable converted checkpoint: {type(e).__name__}: "
+                                     f"{_first_line(e)}") from e
+    found = {tuple(str(getattr(k, "key", k)) for k in path): tuple(meta.shape)
+             for path, meta in jax.tree_util.tree_flatten_with_path(stored)[0]}
+    want = {tuple(str(p) for p in path): shape for path, shape in expected.items()}
+    if not found:
+        raise engine.ConversionError(f"{params} holds no parameters (damaged or incomplete?)")
+    problems = [f"{'/'.join(p)}: stored {list(found[p])}, config wants {list(s)}"
+                for p, s in want.items() if p in found and found[p] != s]
+    problems += [f"{'/'.join(p)}: missing from the checkpoint (config wants {list(s)})"
+                 for p, s in want.items() if p not in found]
+    problems += [f"{'/'.join(p)}: in the checkpoint, not in the model" for p in found if p not in want]
+    if problems:
+        shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
+        raise engine.ConversionError(
+            f"{os.path.join(folder, PARAMS_DIR)} does not match {os.path.join(folder, CONFIG_FILE)} "
+            f"({len(problems)} parameter(s)):\n" + "\n".join(f"  {p}" for p in shown))
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else ""

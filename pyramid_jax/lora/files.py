@@ -16,14 +16,16 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from pyramid_jax.dit.load import abstract_dit
+from pyramid_jax.errors import UserError
 from pyramid_jax.io import weights
+from pyramid_jax.io.atomic import atomic_directory
 from pyramid_jax.lora.adapters import A, B, adapter_variables, apply_adapters, path_name
 from pyramid_jax.lora.config import LoraConfig
 
 FORMAT = "pyramid_jax.lora/1"
 
 
-class LoraError(ValueError):
+class LoraError(UserError, ValueError):
     """A LoRA folder or scale that cannot be applied to the DiT at hand."""
 
 
@@ -34,7 +36,7 @@ def save_lora(folder: str, adapters: nnx.State, config: LoraConfig, dit_config) 
                for p in flat if p[-1] == A}
     record = dict(format=FORMAT, family=dit_config.CLASS_NAME, rank=config.rank, alpha=config.alpha or config.rank,
                   scale=config.scale, targets=config.targets, kernels=kernels)
-    with weights.atomic_directory(folder, overwrite=True) as tmp:
+    with atomic_directory(folder, overwrite=True) as tmp:
         weights.write_converted(tmp, record, [(path, var.get_value()) for path, var in flat.items()])
     return folder
 

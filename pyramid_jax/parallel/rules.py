@@ -61,6 +61,17 @@ def constrain(x: jax.Array, axes: Sequence[str | None], rules: Rules = LOGICAL_A
     return x if mesh.empty else jax.lax.with_sharding_constraint(x, logical_to_spec(axes, x.shape, mesh, rules))
 
 
+def axis_multiple(name: str, mesh: Mesh | AbstractMesh | None = None, rules: Rules = LOGICAL_AXIS_RULES) -> int:
+    """How many shards logical axis `name` splits into on `mesh` (default: the mesh being traced under; 1 when there
+    is none): a dimension padded to a multiple of it is split, never silently replicated."""
+    mesh = jax.sharding.get_abstract_mesh() if mesh is None else mesh
+    if mesh.empty:
+        return 1
+    axes = dict(rules).get(name)
+    axes = (axes,) if isinstance(axes, str) else tuple(axes or ())
+    return math.prod(mesh.shape[a] for a in axes if a in mesh.shape)
+
+
 def traced_on(mesh: Mesh, fn: Callable) -> Callable:
     """`fn` traced under `mesh` (as an abstract mesh, so it works inside `jax.jit`): its `constrain` calls apply."""
 

@@ -1,19 +1,23 @@
-"""The pyramidal autoregressive sampler: one jitted program per unit, a `lax.scan` over each stage's Euler steps.
+"""The pyramidal autoregressive sampler: one jitted program per history bucket, a `lax.scan` over each stage's
+Euler steps.
 
 A video is generated one unit (latent frame) at a time. Each unit runs every stage, lowest resolution first: it
 starts from noise, jumps to the next stage by nearest upsampling plus block noise, and at every Euler step calls
 the DiT on `[history clips..., current latent]` with classifier-free guidance (pipeline_spec.md §4).
 
-Programs are cached by jit on (unit history length, step counts, shapes), so a video of `temp` units compiles
-`temp` unit programs once, and every later video of the same size reuses them. Under a mesh the DiT parameters keep
-the loader's shardings (fsdp / tensor) and every per-sample input is split along its batch rows over `data`, so
-each program is one SPMD program over all devices.
+Programs are cached by jit on (history capacity, step counts, shapes). A unit's history is padded to its bucket's
+capacity (`sampling/buckets.py`) with masked pad frames whose count is a runtime input, so a video of `temp` units
+compiles one first-unit program and about `log2(temp) - 1` history programs once (4 for temp 16, 5 for temp 31),
+and every later video of the same size reuses them. Under a mesh the DiT parameters keep the loader's shardings
+(fsdp / tensor), the programs are traced on the mesh (the DiT's logical-axis constraints apply), rows are split over
+`data` x `fsdp` (padded with repeated samples to a multiple of it) and tokens over `sequence` (padded with masked
+tokens, see `dit/inputs.py`), so each program is one SPMD program whose per-device memory falls with the devices.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -21,28 +25,16 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
-from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, shard_batch
+from pyramid_jax.dit.tokens import ImageTokens, StageLayout
+from pyramid_jax.parallel.rules import axis_multiple, shard_batch
+from pyramid_jax.sampling.buckets import bucket_capacity, history_buckets
+from pyramid_jax.sampling.finite import FiniteCheck
 from pyramid_jax.sampling.history import past_conditions
 from pyramid_jax.sampling.noise import NoiseSource, UnitNoise
 from pyramid_jax.sampling.pyramid import latent_pyramid, upsample_nearest_2x
 from pyramid_jax.sampling.rounding import rounded
 from pyramid_jax.sampling.scheduler import PyramidFlowScheduler, euler_step
-
-# Prompt rows go over `data` alone, not the table's ("data", "fsdp"): with that two-axis batch split and
-# tensor-sharded weights, XLA (jax 0.10.2) miscompiles the DiT's gated residual `gate * (x @ W1 @ W2)` (whole rows
-# come out wrong); tests/sampling/test_sharded_pipeline.py checks a mesh with all three axes.
-PROMPT_RULES = (("batch", "data"),) + tuple(rule for rule in LOGICAL_AXIS_RULES if rule[0] != "batch")
-
-
-class TextConditioning(NamedTuple):
-    """The DiT's text inputs: embeds `[R, L, J]`, mask `[R, L]` (1 = token), pooled `[R, P]`.
-
-    With guidance the rows are `[negative (B rows); positive (B rows)]`, else the B positive rows.
-    """
-
-    embeds: jax.Array
-    mask: jax.Array
-    pooled: jax.Array
+from pyramid_jax.text.conditioning import TextConditioning
 
 
 def guidance_rows(positive: TextConditioning, negative: TextConditioning) -> TextConditioning:
@@ -72,12 +64,14 @@ def guidance_batch(x: jax.Array, guided: bool) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "scheduler", "steps", "guided"))
 def denoise_unit(state: nnx.State, history: tuple[jax.Array, ...], noise: UnitNoise, text: TextConditioning,
-                 guidance_scale: jax.Array, *, graphdef: nnx.GraphDef, scheduler: PyramidFlowScheduler,
-                 steps: tuple[int, ...], guided: bool) -> tuple[jax.Array, ...]:
+                 guidance_scale: jax.Array, pad_frames: jax.Array | None, *, graphdef: nnx.GraphDef,
+                 scheduler: PyramidFlowScheduler, steps: tuple[int, ...], guided: bool) -> tuple[jax.Array, ...]:
     """Every stage of one unit; returns each stage's final latent `[B, 1, h_k, w_k, C]` (the last is the frame).
 
     `history` holds the generated frames `[B, 1, H, W, C]` so far (empty for the first frame); latents are carried
-    in the text embeddings' dtype and timesteps are cast to it, like the reference.
+    in the text embeddings' dtype and timesteps are cast to it, like the reference. `pad_frames` (an int32 scalar,
+    or None for none) says how many leading history frames are padding: the DiT masks them out and gives the real
+    tokens their unpadded frame ids, so every pad count shares this program.
     """
     dtype = text.embeds.dtype
     pyramid = latent_pyramid(jnp.concatenate(history, axis=1), scheduler.stages) if history else None
@@ -90,11 +84,17 @@ def denoise_unit(state: nnx.State, history: tuple[jax.Array, ...], noise: UnitNo
         timesteps = jnp.asarray(scheduler.timesteps(steps[stage], stage).astype(np.float32), dtype)
         deltas = jnp.asarray(scheduler.sigma_deltas(steps[stage], stage))
 
-        def step(x, t_delta, conditions=conditions):
+        tokens = {}
+        if pad_frames is not None:
+            clips = conditions + [guidance_batch(x, guided)]
+            layout = StageLayout.from_clips(clips, clips[0].shape[0], x.shape[-1], stage)
+            tokens = dict(image_tokens=[ImageTokens.leading_pad(layout, pad_frames)])
+
+        def step(x, t_delta, conditions=conditions, tokens=tokens):
             t, delta = t_delta
             current = guidance_batch(x, guided)  # the DiT's sample: one column, history clips then the current
             velocity = nnx.merge(graphdef, state)([conditions + [current]], text.embeds, text.mask, text.pooled,
-                                                  jnp.full((current.shape[0],), t, dtype))[0]
+                                                  jnp.full((current.shape[0],), t, dtype), **tokens)[0]
             if guided:
                 velocity = guide(velocity, guidance_scale)
             return euler_step(x, velocity, delta), None
@@ -104,19 +104,48 @@ def denoise_unit(state: nnx.State, history: tuple[jax.Array, ...], noise: UnitNo
     return tuple(outputs)
 
 
+def pad_batch(history: tuple[jax.Array, ...], noise: UnitNoise, text: TextConditioning, guided: bool,
+              mesh: Mesh) -> tuple:
+    """Samples repeated (the last one) until the DiT's rows (2B with guidance) split evenly over the mesh axes of
+    `batch`: a batch they do not divide would otherwise be replicated. Pad results are dropped by the caller."""
+    shards = axis_multiple("batch", mesh)
+    batch = noise.latent.shape[0]
+    rows = 2 if guided else 1
+    extra = next(e for e in range(shards) if (batch + e) * rows % shards == 0)
+    if extra == 0:
+        return history, noise, text
+
+    def grow(x):
+        return jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)])
+
+    def grow_rows(x):  # the text rows: [negative; positive] halves with guidance
+        return jnp.concatenate([grow(h) for h in jnp.split(x, rows)])
+
+    return (tuple(map(grow, history)), jax.tree.map(grow, noise), TextConditioning(*map(grow_rows, text)))
+
+
 class PyramidSampler:
     """Generates latent videos `[B, T, H, W, C]` with a DiT; owns nothing but the split DiT, the schedule and the
-    mesh (None: inputs stay where they are). A DiT used under a mesh should be loaded onto it (`load_dit(mesh=)`)."""
+    mesh (None: inputs stay where they are). A DiT used under a mesh should be loaded onto it (`load_dit(mesh=)`).
 
-    def __init__(self, dit: nnx.Module, scheduler: PyramidFlowScheduler | None = None, mesh: Mesh | None = None):
+    `pad_history=False` gives every unit its exact, unpadded history (one program per unit; the DiT then needs no
+    `image_tokens` argument)."""
+
+    def __init__(self, dit: nnx.Module, scheduler: PyramidFlowScheduler | None = None, mesh: Mesh | None = None,
+                 pad_history: bool = True):
         self.graphdef, self.state = nnx.split(dit)
         self.scheduler = scheduler or PyramidFlowScheduler()
         self.mesh = mesh
+        self.pad_history = pad_history
 
     def unit(self, history: Sequence[jax.Array], noise: UnitNoise, text: TextConditioning,
-             steps: Sequence[int], guidance_scale: float | None) -> tuple[jax.Array, ...]:
+             steps: Sequence[int], guidance_scale: float | None,
+             history_capacity: int | None = None) -> tuple[jax.Array, ...]:
         """One unit after the frames `history` (`[B, 1, H, W, C]` each). With a `guidance_scale` (None: no
-        guidance) `text` has 2B rows `[negative; positive]`. Returns the stage results, lowest resolution first."""
+        guidance) `text` has 2B rows `[negative; positive]`. Returns the stage results, lowest resolution first.
+
+        `history_capacity` (>= `len(history)`; None: no padding) pads the history with leading masked frames to
+        that many, so units of one bucket share a program; the results equal the unpadded ones."""
         steps = tuple(int(s) for s in steps)
         if len(steps) != self.scheduler.stages or min(steps) < 1:
             raise ValueError(f"need one positive step count per stage ({self.scheduler.stages}), got {list(steps)}")
@@ -125,37 +154,62 @@ class PyramidSampler:
         if text.embeds.shape[0] != rows:
             raise ValueError(f"text conditioning has {text.embeds.shape[0]} rows; {noise.latent.shape[0]} "
                              f"sample(s) {'with' if guided else 'without'} guidance need {rows}")
-        inputs = (tuple(history), noise, text)
-        if self.mesh is not None:
-            inputs = shard_batch(inputs, self.mesh, PROMPT_RULES)
-        return denoise_unit(self.state, *inputs, jnp.float32(guidance_scale if guided else 0),
-                            graphdef=self.graphdef, scheduler=self.scheduler, steps=steps, guided=guided)
+        history, pad_frames = tuple(history), None
+        if history_capacity is not None and history:
+            if history_capacity < len(history):
+                raise ValueError(f"history_capacity {history_capacity} is smaller than the {len(history)} frames")
+            pad_frames = jnp.int32(history_capacity - len(history))
+            history = (jnp.zeros_like(history[0]),) * (history_capacity - len(history)) + history
+        inputs = (history, noise, text)
+        if self.mesh is None:
+            return denoise_unit(self.state, *inputs, jnp.float32(guidance_scale if guided else 0), pad_frames,
+                                graphdef=self.graphdef, scheduler=self.scheduler, steps=steps, guided=guided)
+        batch = noise.latent.shape[0]
+        inputs = shard_batch(pad_batch(*inputs, guided, self.mesh), self.mesh)
+        with jax.sharding.use_abstract_mesh(self.mesh.abstract_mesh):  # the DiT's `constrain` calls apply
+            stages = denoise_unit(self.state, *inputs, jnp.float32(guidance_scale if guided else 0), pad_frames,
+                                  graphdef=self.graphdef, scheduler=self.scheduler, steps=steps, guided=guided)
+        return tuple(x[:batch] for x in stages)
 
     def video(self, text: TextConditioning, noise: NoiseSource, temp: int, num_inference_steps: Sequence[int],
               video_num_inference_steps: Sequence[int], guidance_scale: float, video_guidance_scale: float,
-              first_frame: jax.Array | None = None, callback: Callable[[int, int], None] | None = None,
-              unit_guidance_scales: Sequence[float] | None = None) -> jax.Array:
+              history: jax.Array | None = None, callback: Callable[[int, int], None] | None = None,
+              unit_guidance_scales: Sequence[float] | None = None, window: int | None = None,
+              on_unit: Callable[[jax.Array], None] | None = None) -> jax.Array:
         """`temp` latent frames `[B, temp, H, W, C]`.
 
         Text-to-video: frame 0 uses `num_inference_steps` and `guidance_scale`, later frames the `video_*` values.
-        Image-to-video (`first_frame [B, 1, H, W, C]` given): frame 0 is `first_frame`, and every generated frame
-        uses `video_num_inference_steps` and `video_guidance_scale` (guidance is still on iff `guidance_scale > 0`).
-        `unit_guidance_scales[u]`, when given, replaces both scales for unit u (the reference's linear guidance).
-        `callback(unit, temp)` runs before each generated unit. Generated unit i draws `noise(i)`.
+        Given `history` `[B, T0, H, W, C]` (image-to-video: the image latent; extension: a clip's latents), those are
+        the first T0 frames, and every generated frame uses `video_num_inference_steps` and `video_guidance_scale`
+        (guidance is still on iff `guidance_scale > 0`). `unit_guidance_scales[u]`, when given, replaces both scales
+        for unit u (the reference's linear guidance). `window` (None: unbounded) caps the latent frames the DiT sees
+        per unit, history and the unit together: older frames drop out, so past `window` units the token count and
+        the program stay the same. `callback(unit, temp)` runs before each generated unit, `on_unit(video so far)`
+        after it (e.g. to save progress). Generated unit i draws `noise(i)`. Histories are padded to
+        `history_buckets` of the frames the DiT sees (unless `pad_history` is off). Latents that turn NaN or
+        infinite raise `NonFiniteError` naming the unit.
         """
-        frames = [] if first_frame is None else [first_frame.astype(text.embeds.dtype)]
+        frames = [] if history is None else list(jnp.split(history.astype(text.embeds.dtype), history.shape[1], 1))
+        buckets = history_buckets(temp if window is None else min(temp, window))
         given = len(frames)
         guided = guidance_scale > 0  # the reference's switch, for both entry points
+        check_finite = FiniteCheck()
         for unit in range(len(frames), temp):
             if callback is not None:
                 callback(unit, temp)
             first = unit == 0
             scale = guidance_scale if first else video_guidance_scale
             scale = scale if unit_guidance_scales is None else unit_guidance_scales[unit]
-            stages = self.unit(frames, noise(unit - given), text,
+            seen = frames if window is None else frames[max(0, len(frames) - window + 1):]
+            stages = self.unit(seen, noise(unit - given), text,
                                num_inference_steps if first else video_num_inference_steps,
-                               scale if guided else None)
+                               scale if guided else None,
+                               bucket_capacity(len(seen), buckets) if self.pad_history else None)
             frames.append(stages[-1])
+            check_finite(stages[-1], unit)
+            if on_unit is not None:
+                on_unit(jnp.concatenate(frames, axis=1))
+        check_finite.done()
         return jnp.concatenate(frames, axis=1)
 
     @staticmethod

@@ -1,14 +1,9 @@
-"""The pipeline's text conditioning (pipeline_spec.md §1): tokenizers + CLIP and T5 encoders of one family.
-
-pyramid_flux (miniFLUX): CLIP-L `pooler_output` (no projection) + T5 last hidden state.
-pyramid_mmdit (SD3): CLIP-L and CLIP-G `text_embeds` (projected), concatenated, + T5 last hidden state.
-"""
+"""The pipeline's text conditioning (pipeline_spec.md §1): tokenizers + CLIP and T5 encoders of one family, laid
+out as the family's `TextLayout` says (dit/families.py): pooled CLIP vectors concatenated, T5 last hidden state."""
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import os
 from typing import NamedTuple, Sequence
 
 import jax
@@ -17,28 +12,16 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
+from pyramid_jax.dit.families import TextLayout, get_family
 from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, batch_sharding, shard_batch
+from pyramid_jax.snapshot import Snapshot
 from pyramid_jax.text.clip import CLIPTextModel
+from pyramid_jax.text.conditioning import TextConditioning
 from pyramid_jax.text.config import CLIPTextConfig, T5EncoderConfig
 from pyramid_jax.text.load import load_text_model, read_text_config
 from pyramid_jax.text.t5 import T5Encoder
 
 T5_MAX_LENGTH = 128  # the reference pads and truncates T5 input to 128 tokens in both families
-
-
-@dataclasses.dataclass(frozen=True)
-class Family:
-    """The snapshot subfolders a family reads: `tokenizer{s}` / `text_encoder{s}` for each suffix s."""
-
-    clips: tuple[str, ...]  # CLIP suffixes, pooled vectors concatenated in this order
-    projected: bool  # pooled = text_embeds (CLIPTextModelWithProjection) instead of pooler_output
-    t5: str
-
-
-FAMILIES: dict[str, Family] = {
-    "pyramid_flux": Family(clips=("",), projected=False, t5="_2"),
-    "pyramid_mmdit": Family(clips=("", "_2"), projected=True, t5="_3"),
-}
 
 
 class Tokens(NamedTuple):
@@ -52,18 +35,19 @@ def _encode(graphdefs, projected: bool, dtype, place, states, tokens: Tokens):
     outputs = [clip(ids) for clip, ids in zip(clips, tokens.clip_ids)]
     pooled = jnp.concatenate([o.text_embeds if projected else o.pooler_output for o in outputs], axis=-1)
     embeds = t5(tokens.t5_ids, tokens.t5_mask)
-    return place(embeds.astype(dtype)), place(tokens.t5_mask), place(pooled.astype(dtype))
+    return TextConditioning(place(embeds.astype(dtype)), place(tokens.t5_mask), place(pooled.astype(dtype)))
 
 
 class TextEncoder:
-    """`encoder(prompts)` -> `(prompt_embeds [B, 128, D], prompt_attention_mask [B, 128] int32,
-    pooled_prompt_embeds [B, P])`, embeddings in the encoder dtype, batch-sharded when a mesh is given.
+    """`encoder(prompts)` -> `TextConditioning(embeds [B, 128, D], mask [B, 128] int32, pooled [B, P])` (the
+    reference's prompt_embeds, prompt_attention_mask, pooled_prompt_embeds), embeddings in the encoder dtype,
+    batch-sharded when a mesh is given.
 
     Like the reference, CLIP input is padded/truncated to the first CLIP tokenizer's `model_max_length` (77) with
     no attention mask, and T5 input to 128 tokens with its mask. Frozen: no gradients are meant to flow here.
     """
 
-    def __init__(self, family: Family, clip_tokenizers: Sequence, t5_tokenizer, clips: Sequence[CLIPTextModel],
+    def __init__(self, family: TextLayout, clip_tokenizers: Sequence, t5_tokenizer, clips: Sequence[CLIPTextModel],
                  t5: T5Encoder, dtype=jnp.float32, mesh: Mesh | None = None, rules: Rules = LOGICAL_AXIS_RULES):
         self.family, self.clip_tokenizers, self.t5_tokenizer = family, tuple(clip_tokenizers), t5_tokenizer
         self.clips, self.t5, self.mesh, self.rules = tuple(clips), t5, mesh, rules
@@ -83,37 +67,30 @@ class TextEncoder:
         t5 = self.t5_tokenizer(prompts, padding="max_length", max_length=T5_MAX_LENGTH, truncation=True)
         return Tokens(clip_ids, np.asarray(t5["input_ids"], np.int32), np.asarray(t5["attention_mask"], np.int32))
 
-    def __call__(self, prompts: str | Sequence[str]):
+    def __call__(self, prompts: str | Sequence[str]) -> TextConditioning:
         tokens = self.tokenize(prompts)
         if self.mesh is not None:
             tokens = shard_batch(tokens, self.mesh, self.rules)
         return self._encode(self._states, tokens)
 
 
-def load_text_encoder(snapshot_dir: str, family: str = "pyramid_flux", dtype=jnp.float32, mesh: Mesh | None = None,
-                      *, allow_pickle: bool = False, rules: Rules = LOGICAL_AXIS_RULES, progress=iter) -> TextEncoder:
+def load_text_encoder(snapshot: str | Snapshot, family: str = "pyramid_flux", dtype=jnp.float32,
+                      mesh: Mesh | None = None, *, allow_pickle: bool = False, rules: Rules = LOGICAL_AXIS_RULES,
+                      progress=iter) -> TextEncoder:
     """The text encoder of `family` from a snapshot (released torch layout, or converted by
     `convert_torch_weights.py`); tokenizers are read from its `tokenizer*/` folders, never downloaded."""
     from transformers import CLIPTokenizer, T5TokenizerFast
 
-    if family not in FAMILIES:
-        raise ValueError(f"unknown text encoder family {family!r}; choose one of {sorted(FAMILIES)}")
-    spec = FAMILIES[family]
-    suffixes = (*spec.clips, spec.t5)
-    for name in [kind + s for s in suffixes for kind in ("tokenizer", "text_encoder")]:
-        if not os.path.isdir(os.path.join(snapshot_dir, name)):
-            raise FileNotFoundError(f"snapshot {snapshot_dir} has no {name}/ folder, which {family} needs")
-    paths = [os.path.join(snapshot_dir, "text_encoder" + s) for s in suffixes]
+    spec = get_family(family).text
+    tokenizer_paths, paths = Snapshot(snapshot).text_folders(family)
     expected = [CLIPTextConfig] * len(spec.clips) + [T5EncoderConfig]
     for path, config, want in zip(paths, map(read_text_config, paths), expected):
         if not isinstance(config, want) or (want is CLIPTextConfig and spec.projected and not config.with_projection):
             raise ValueError(f"{family} needs a {_model_name(want, spec.projected)} in {path}; its config.json "
                              f"describes a {_model_name(type(config), getattr(config, 'with_projection', False))}")
 
-    tokenizers = [CLIPTokenizer.from_pretrained(os.path.join(snapshot_dir, "tokenizer" + s), local_files_only=True)
-                  for s in spec.clips]
-    t5_tokenizer = T5TokenizerFast.from_pretrained(os.path.join(snapshot_dir, "tokenizer" + spec.t5),
-                                                   local_files_only=True)
+    tokenizers = [CLIPTokenizer.from_pretrained(p, local_files_only=True) for p in tokenizer_paths[:-1]]
+    t5_tokenizer = T5TokenizerFast.from_pretrained(tokenizer_paths[-1], local_files_only=True)
     *clips, t5 = (load_text_model(p, dtype, mesh, allow_pickle=allow_pickle, rules=rules, progress=progress)
                   for p in paths)
     return TextEncoder(spec, tokenizers, t5_tokenizer, clips, t5, dtype, mesh, rules)

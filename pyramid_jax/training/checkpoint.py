@@ -9,11 +9,18 @@ one mesh resumes under another.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import orbax.checkpoint as ocp
 
+from pyramid_jax.errors import UserError
 from pyramid_jax.training.train_state import TrainState
+
+BROKEN_PREFIX = "broken-"  # a checkpoint that failed to restore is renamed `broken-<step>`: kept, no longer listed
+
+
+class CheckpointError(UserError):
+    """No checkpoint of the run can be restored; the message names each one and why."""
 
 
 class TrainCheckpointer:
@@ -23,8 +30,9 @@ class TrainCheckpointer:
         """save_buffers=False leaves the state's (never updated) buffers out, e.g. a LoRA run's frozen DiT;
         `restore` then returns None in their place (`restore_or_keep` puts the live ones back)."""
         self._save_buffers = save_buffers
+        # cleanup_tmp_directories: the half-written checkpoint of a killed run is removed when the next run starts.
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=async_save,
-                                               create=True)
+                                               create=True, cleanup_tmp_directories=True)
         self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
     def save(self, state: TrainState, record: dict[str, Any]) -> None:
@@ -47,6 +55,32 @@ class TrainCheckpointer:
         restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(wanted),
                                                                        record=ocp.args.JsonRestore()))
         return restored.state, restored.record
+
+    def restore_newest_intact(self, target: TrainState, log: Callable[[str], None] = print
+                              ) -> tuple[TrainState, dict[str, Any]] | None:
+        """(state, record) of the newest checkpoint that restores, None when there is none. Newer ones that fail
+        are moved aside (`broken-<step>`, said in the log); when none restores, nothing is moved and a
+        `CheckpointError` names each checkpoint and its reason."""
+        failures = []
+        for step in sorted(self._manager.all_steps(), reverse=True):
+            try:
+                restored = self.restore(target, step)
+            except Exception as e:  # noqa: BLE001 - any failure (missing shard, bad metadata) means "not intact"
+                failures.append((step, f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}"))
+                continue
+            for broken, reason in failures:
+                path = os.path.join(self._manager.directory, str(broken))
+                aside = os.path.join(self._manager.directory, f"{BROKEN_PREFIX}{broken}")
+                os.rename(path, aside)
+                log(f"checkpoint {path} cannot be restored ({reason}); moved it to {aside} and resumed from step "
+                    f"{step} instead")
+            if failures:
+                self._manager.reload()
+            return restored
+        if failures:
+            raise CheckpointError(f"no checkpoint in {self._manager.directory} can be restored: " + "; ".join(
+                f"step {step}: {reason}" for step, reason in failures) + ". Move them away to start afresh")
+        return None
 
     def wait(self) -> None:
         """Blocks until every pending background save is on disk."""

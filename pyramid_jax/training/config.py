@@ -10,6 +10,7 @@ import ast
 import dataclasses
 import enum
 import importlib.util
+import math
 import os
 from typing import Any, Sequence
 
@@ -21,7 +22,7 @@ from pyramid_jax.parallel.mesh import MeshConfig
 from pyramid_jax.training.data.config import DataConfig
 from pyramid_jax.training.loop import LoopConfig
 from pyramid_jax.training.train_step import StepConfig
-from pyramid_jax.vae_training.config import VAETrainConfig
+from pyramid_jax.validation import MAX_SEED
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +30,6 @@ class TrainConfig:
     snapshot: str  # a Pyramid Flow snapshot folder (released torch layout or converted)
     variant: str = "diffusion_transformer_384p"  # the DiT subfolder trained
     from_scratch: bool = False  # initialise the DiT randomly from the folder's config.json instead of its weights
-    model_name: str = "pyramid_flux"  # text-encoder family, for the empty-prompt encoding of caption dropout
     compute_dtype: str = "bfloat16"  # matmul dtype; master weights and optimizer state stay float32
     output_dir: str = "out/train"  # checkpoints go to <output_dir>/checkpoints
     max_to_keep: int = 3
@@ -50,18 +50,20 @@ class TrainConfig:
 
 
 def load_train_config(path: str):
-    """Runs `get_config()` of the Python file `path` (e.g. `configs/train/miniflux_384p_ar.py`): a `TrainConfig`
-    (a DiT run) or a `VAETrainConfig` (a VAE run)."""
+    """Runs `get_config()` of the Python file `path` (e.g. `configs/train/miniflux_384p_ar.py`): a run config, such
+    as a `TrainConfig` (a DiT run) or a `VAETrainConfig` (a VAE run; `train.py` picks the run by the type)."""
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no training config file {path}")
     spec = importlib.util.spec_from_file_location(f"pyramid_jax_train_config_{os.path.basename(path)[:-3]}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
-    if not isinstance(config, (TrainConfig, VAETrainConfig)):
-        raise ConfigError(f"{path}: get_config() returned {type(config).__name__}, not a TrainConfig or "
-                          "VAETrainConfig")
+    try:
+        spec.loader.exec_module(module)
+        config = module.get_config()
+    except Exception as e:  # noqa: BLE001 - a broken config file is the user's to fix: name it and the error
+        raise ConfigError(f"{path}: {type(e).__name__}: {e} (--debug shows where)") from e
+    if not dataclasses.is_dataclass(config):
+        raise ConfigError(f"{path}: get_config() returned {type(config).__name__}, not a run config")
     return config
 
 
@@ -109,10 +111,33 @@ def override(config: Any, key: str, text: str, _prefix: str = "") -> Any:
 
 
 def apply_overrides(config, overrides: Sequence[str]):
-    """Applies `key=value` strings in order."""
+    """Applies `key=value` strings in order, then checks every value's range (`check_values`)."""
     for item in overrides:
         key, sep, text = item.partition("=")
         if not sep:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         config = override(config, key.strip(), text.strip())
+    check_values(config)
     return config
+
+
+# Least values of integer fields, by field name wherever the field sits (`loop.num_steps`, `data.batch_size`, ...):
+# a value below fails before any model loads, instead of a ZeroDivisionError mid-run or an untrained export.
+MINIMA = dict(num_steps=0, seed=0, batch_size=1, save_every=1, log_every=1, max_units=1, grad_accum=1, max_to_keep=1,
+              read_threads=1, prefetch=0, frames=1, height=1, width=1, text_length=1, ema_every=1, warmup_steps=0,
+              decay_steps=0)
+
+
+def check_values(config, _prefix: str = "") -> None:
+    """Every integer field at least its `MINIMA` entry (seeds at most 2^63-1), no NaN anywhere; errors name the
+    dotted key."""
+    for f in dataclasses.fields(config):
+        value, key = getattr(config, f.name), _prefix + f.name
+        if dataclasses.is_dataclass(value):
+            check_values(value, key + ".")
+        elif isinstance(value, float) and math.isnan(value):
+            raise ConfigError(f"config key {key!r} is NaN")
+        elif f.name in MINIMA and isinstance(value, int) and not isinstance(value, bool):
+            if value < MINIMA[f.name] or (f.name == "seed" and value > MAX_SEED):
+                raise ConfigError(f"config key {key!r} must be at least {MINIMA[f.name]}"
+                                  + (f" and at most {MAX_SEED}" if f.name == "seed" else "") + f"; got {value}")

@@ -62,14 +62,14 @@ def step_key(seed: int, step: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(seed), step)
 
 
-def restore_or_keep(state: TrainState, checkpointer: TrainCheckpointer | None,
-                    seed: int) -> tuple[TrainState, dict[str, Any]]:
-    """The newest checkpoint's (state, record), the state laid out like `state` (so a new mesh is fine), else
-    (`state`, {})."""
+def restore_or_keep(state: TrainState, checkpointer: TrainCheckpointer | None, seed: int,
+                    log: Callable[[str], None] = print) -> tuple[TrainState, dict[str, Any]]:
+    """The newest intact checkpoint's (state, record), the state laid out like `state` (so a new mesh is fine),
+    else (`state`, {})."""
     if checkpointer is None or checkpointer.latest_step() is None:
         return state, {}
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
-    restored, record = checkpointer.restore(target)
+    restored, record = checkpointer.restore_newest_intact(target, log)
     if restored.buffers is None:  # not saved (a LoRA run's frozen DiT): they never change, so the live ones
         restored = restored.replace(buffers=state.buffers)
     if record.get("seed") != seed:
@@ -86,7 +86,7 @@ def start_run(state, mesh, output_dir: str, max_to_keep: int, seed: int, log: Ca
     shardings = train_state_shardings(state, mesh)
     state = jax.device_put(state, shardings)
     checkpointer = TrainCheckpointer(os.path.join(output_dir, "checkpoints"), max_to_keep, save_buffers=save_buffers)
-    state, record = restore_or_keep(state, checkpointer, seed)
+    state, record = restore_or_keep(state, checkpointer, seed, log)
     if int(state.step):
         log(f"resumed at step {int(state.step)} from {output_dir}/checkpoints")
     return state, shardings, checkpointer, record

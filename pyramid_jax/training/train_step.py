@@ -93,7 +93,7 @@ def make_train_step(graphdef: nnx.GraphDef, config: StepConfig = StepConfig(),
     null_text: the empty prompt's encoding (rows `[1, ...]`); it enables the 10% caption dropout.
     state_shardings: from `train_state_shardings`, to keep the state's layout across steps under a mesh; the
         DiT's activations are then constrained on that mesh too (`constrain`: tokens over `sequence`).
-    model: `(params, buffers) -> DiT` when the state's params are not the DiT's own (LoRA: `lora.training`);
+    model: `(params, buffers) -> DiT` when the state's params are not the DiT's own (LoRA: `training/lora.py`);
         default `nnx.merge(graphdef, params, buffers)`.
     """
     tx = gradient_transform(config.optimizer)

@@ -73,9 +73,9 @@ class CausalVideoVAE(nnx.Module):
         run = functools.partial(_encode, *nnx.split(self), temporal_chunk=temporal_chunk,
                                 window_size=window_size if temporal_chunk else None)
         if tile_sample_min_size is not None and max(h, w) > tile_sample_min_size:
-            moments = tiled(lambda part: run(self._place(part)), video, encode_grid(tile_sample_min_size, f))
+            moments = tiled(lambda part: run(self.place(part)), video, encode_grid(tile_sample_min_size, f))
         else:
-            moments = run(self._place(video))
+            moments = run(self.place(video))
         return DiagonalGaussian.from_moments(moments.astype(jnp.float32))
 
     def decode(self, latents: jax.Array, *, is_init_image: bool = True, temporal_chunk: bool = False,
@@ -97,12 +97,12 @@ class CausalVideoVAE(nnx.Module):
         run = functools.partial(_decode, *nnx.split(self), is_init_image=is_init_image or tiles or temporal_chunk,
                                 temporal_chunk=temporal_chunk, window_size=window_size if temporal_chunk else None)
         if tiles:
-            video = tiled(lambda part: run(self._place(part)), latents, decode_grid(tile_sample_min_size, f))
+            video = tiled(lambda part: run(self.place(part)), latents, decode_grid(tile_sample_min_size, f))
         else:
-            video = run(self._place(latents))
+            video = run(self.place(latents))
         return video.astype(jnp.float32)
 
-    def _place(self, x: jax.Array) -> jax.Array:
+    def place(self, x: jax.Array) -> jax.Array:
         """`x` (host or device array) split over the mesh by VIDEO_AXES; as is without a mesh."""
         if self.mesh is None:
             return x

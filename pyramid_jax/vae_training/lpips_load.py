@@ -37,7 +37,7 @@ def open_lpips_checkpoint(path: str, *, allow_pickle: bool = False) -> TensorSou
     if files[0].endswith(".safetensors"):
         return SafetensorsSource(files)
     if not allow_pickle:
-        raise ValueError(f"{files[0]} is a torch pickle; pass allow_pickle=True to read it with torch")
+        raise ValueError(f"{files[0]} is a torch pickle; pass allow_pickle=True to read it (tensors only, no code is run)")
     return TorchBinSource(files)
 
 

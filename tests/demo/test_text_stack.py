@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from pyramid_jax.demo.text_stack import add_words, write_text_stack
+from pyramid_jax.demo.text_stack import add_words, unknown_words, word_vocabulary, write_text_stack
 from pyramid_jax.text.encoder import T5_MAX_LENGTH, load_text_encoder
 from pyramid_jax.text.load import load_text_model
 
@@ -118,3 +118,10 @@ def test_added_words_are_single_tokens_and_old_text_encodes_as_before(snapshot, 
         np.testing.assert_array_equal(np.asarray(new), np.asarray(old))
     red, orange = (np.asarray(grown(f"a {c} circle")[0])[0, 1] for c in ("red", "orange"))
     assert np.abs(red - orange).max() > 0.1
+
+
+def test_the_word_list_names_unknown_words(snapshot, tmp_path):
+    vocabulary = word_vocabulary(str(snapshot))
+    assert vocabulary == sorted({*WORDS[:-1], "the", "blue", "square", "slides", "up"})
+    assert unknown_words("The magenta square, slides UP" + SUFFIX + " magenta", vocabulary) == ["magenta"]
+    assert word_vocabulary(str(tmp_path)) is None  # no list: a subword tokenizer, nothing to check

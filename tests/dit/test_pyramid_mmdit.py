@@ -13,7 +13,8 @@ from pyramid_jax.config import ConfigError
 from pyramid_jax.convert import engine
 from pyramid_jax.convert.dit_tables import MMDIT_TABLE
 from pyramid_jax.dit.apply import dit_apply_fn
-from pyramid_jax.dit.config import MMDiTConfig, dit_config_from_dict
+from pyramid_jax.dit.config import MMDiTConfig
+from pyramid_jax.dit.families import dit_config_from_dict
 from pyramid_jax.dit.load import abstract_dit, read_dit_config
 from pyramid_jax.dit.patch_embed import PatchEmbed, resize_bilinear, sincos_pos_embed
 from pyramid_jax.io.weights import flat_shapes

@@ -3,7 +3,8 @@
 import jax.numpy as jnp
 import numpy as np
 
-from pyramid_jax.dit.tokens import ClipGrid, StageLayout, pack_2x2, resampled_grid, stage_rows, text_image_mask
+from pyramid_jax.dit.tokens import (ClipGrid, ImageTokens, StageLayout, pack_2x2, resampled_grid, stage_rows,
+                                   text_image_mask)
 
 
 def test_resampled_grid_matches_torch_linear_interpolation():
@@ -39,7 +40,8 @@ def test_frame_ids_and_fractional_positions():
 
 def test_mask_rule_pad_and_temporal_causality():
     layout = StageLayout((ClipGrid(1, 1, 1), ClipGrid(1, 1, 1)))
-    mask = np.asarray(text_image_mask(jnp.asarray([[1, 0]]), layout, temporal_causal=True).dense())[0, 0]
+    image = ImageTokens.unpadded(layout)
+    mask = np.asarray(text_image_mask(jnp.asarray([[1, 0]]), image, temporal_causal=True).dense())[0, 0]
     # order: valid text, pad text, frame-0 image, frame-1 image
     expected = np.array([[1, 0, 1, 0],
                          [0, 1, 0, 0],

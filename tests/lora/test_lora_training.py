@@ -17,10 +17,10 @@ from jax.sharding import PartitionSpec
 import pyramid_jax
 from pyramid_jax.lora import LoraConfig, apply_adapters
 from pyramid_jax.lora.adapters import A, B, target_kernels
-from pyramid_jax.lora.training import adapted_model, split_for_lora
 from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.training.checkpoint import TrainCheckpointer
 from pyramid_jax.training.loop import LoopConfig, pyramid_plan, restore_or_keep, train
+from pyramid_jax.training.lora import adapted_model, split_for_lora
 from pyramid_jax.training.objective import PyramidObjective
 from pyramid_jax.training.optimizer import OptimizerConfig, gradient_transform
 from pyramid_jax.training.train_state import init_train_state, train_state_shardings

@@ -35,7 +35,7 @@ def run_recorded(sampler, npz, call, text, noise):
     first_frame = None if "height" in call else jnp.asarray(ncthw_to_cl(npz["output_latents"][:, :, :1]))
     steps = call["num_inference_steps"]
     return sampler.video(text, noise, call["temp"], steps, call.get("video_num_inference_steps", steps),
-                         call["guidance_scale"], call["video_guidance_scale"], first_frame=first_frame)
+                         call["guidance_scale"], call["video_guidance_scale"], history=first_frame)
 
 
 def recorded_calls(npz):

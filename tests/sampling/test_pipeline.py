@@ -3,6 +3,7 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from pyramid_jax.pipeline import PyramidFlowPipeline
 
@@ -30,9 +31,9 @@ def test_i2v_matches_the_reference(pipe):
 
 def test_t2v_text_rows_and_decoded_frames_match_the_reference(pipe):
     npz, call, text, _ = load_run("t2v")
-    ours = pipe._encode([call["prompt"]], "cartoon style, worst quality, low quality, blurry, absolute black, "
-                        "absolute white, low res, extra limbs, extra digits, misplaced objects, mutated anatomy, "
-                        "monochrome, horror", 1, guided=True)
+    ours = pipe.encode_prompt([call["prompt"]], "cartoon style, worst quality, low quality, blurry, absolute black, "
+                              "absolute white, low res, extra limbs, extra digits, misplaced objects, mutated "
+                              "anatomy, monochrome, horror", 1, guided=True)
     for got, want in zip(ours, text):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
     # Frame 0 decodes from latent frame 0 alone (causal VAE, one latent frame per chunk); the shorter clip halves
@@ -45,13 +46,13 @@ def test_t2v_text_rows_and_decoded_frames_match_the_reference(pipe):
 
 
 def test_prompt_batches_give_cfg_rows(pipe):
-    text = pipe._encode(["a", "b"], "neg", 2, guided=True)
+    text = pipe.encode_prompt(["a", "b"], "neg", 2, guided=True)
     assert text.embeds.shape[0] == 8  # [neg x 4; a, a, b, b]
     e = np.asarray(text.embeds)
     np.testing.assert_array_equal(e[0], e[3])
     np.testing.assert_array_equal(e[4], e[5])
     assert not np.array_equal(e[5], e[6]) and not np.array_equal(e[0], e[4])
-    assert pipe._encode(["a"], None, 1, guided=False).embeds.shape[0] == 1
+    assert pipe.encode_prompt(["a"], None, 1, guided=False).embeds.shape[0] == 1
 
 
 def test_seeded_generation_is_reproducible_also_with_low_memory(pipe):
@@ -63,13 +64,14 @@ def test_seeded_generation_is_reproducible_also_with_low_memory(pipe):
     np.testing.assert_array_equal(a, run(0))
     assert not np.allclose(a, run(1))
     np.testing.assert_array_equal(a, run(0, lean))
-    assert lean._text_encoder.model is None and lean._dit.model is None  # released after use
+    assert lean.text_encoder.model is None and lean.dit.model is None  # released after use
 
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(height=100), "multiples of 64"),
     (dict(temp=0), "temp"),
-    (dict(temp=17), r"1\.\.16"),
+    (dict(window=0), "window"),
+    (dict(guidance_scale=float("nan")), "guidance_scale must be a finite number"),
     (dict(num_inference_steps=[2, 2]), "num_inference_steps"),
     (dict(output_type="gif"), "output_type"),
     (dict(negative_prompt=["x", "y"]), "negative prompts"),
@@ -80,7 +82,7 @@ def test_bad_arguments_fail_before_any_model_loads(kwargs, match):
     args = dict(prompt="a fox", height=128, width=192, temp=2) | kwargs
     with pytest.raises(ValueError, match=match):
         pipe.generate(**args)
-    assert pipe._text_encoder.model is None and pipe._dit.model is None and pipe._vae.model is None
+    assert pipe.text_encoder.model is None and pipe.dit.model is None and pipe.vae.model is None
 
 
 def test_bad_i2v_inputs_and_snapshots_are_refused():
@@ -93,3 +95,11 @@ def test_bad_i2v_inputs_and_snapshots_are_refused():
         PyramidFlowPipeline.from_pretrained(SNAPSHOT, variant="diffusion_transformer_768p")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         PyramidFlowPipeline.from_pretrained(SNAPSHOT + "_missing")
+
+
+def test_attention_backend_override():
+    pipe = PyramidFlowPipeline.from_pretrained(SNAPSHOT, dtype=jnp.float32, attention_backend="blockwise")
+    with pipe.dit.use() as dit:
+        assert {node.backend for _, node in nnx.iter_graph(dit) if hasattr(node, "backend")} == {"blockwise"}
+    with pytest.raises(ValueError, match=r"attention backend 'magic' is unknown; available: \['auto', 'xla'"):
+        PyramidFlowPipeline.from_pretrained(SNAPSHOT, attention_backend="magic")

@@ -22,7 +22,7 @@ def test_sharded_generation_equals_single_device():
 
     pipe = PyramidFlowPipeline.from_pretrained(SNAPSHOT, dtype=jnp.float32, mesh=make_mesh(data=2, fsdp=2, tensor=2))
     sharded = pipe.generate(**run)
-    with pipe._dit.use() as dit:
+    with pipe.dit.use() as dit:
         assert dit.transformer_blocks[0].attn.to_q.kernel.get_value().sharding.spec == P("fsdp", "tensor")
     assert sharded.sharding.spec == P("data")  # one prompt per data shard
     # Sharded sums add in another order: 7e-6 of the latents' scale here (a wrongly partitioned program is off by ~1)

@@ -9,8 +9,8 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 from pyramid_jax.config import ConfigError
-from pyramid_jax.convert.snapshot import convert_snapshot
 from pyramid_jax.parallel.mesh import make_mesh
+from pyramid_jax.snapshot_conversion import convert_snapshot
 from pyramid_jax.text.config import CLIPTextConfig, T5EncoderConfig, text_config_from_dict
 from pyramid_jax.text.encoder import load_text_encoder
 

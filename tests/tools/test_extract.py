@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import pyramid_jax
+from pyramid_jax.dit.families import normalize_latents
 from pyramid_jax.io.video import save_frames
 from pyramid_jax.training.data import DataConfig, DataError, DataSource
 from pyramid_jax.training.data.source import batch_source
 from pyramid_jax.training.data.storage import NULL_TEXT_FILE, load_text
-from pyramid_jax.vae.latents import normalize_latents
 from tools import extract_text_features, extract_video_latents
 
 from conftest import FIXTURES
@@ -41,8 +41,11 @@ def test_extraction_tools_write_latents_text_features_and_annotations(dataset, t
                       (dataset / "videos.jsonl").read_text().splitlines()[0] + "\n")
     video_args = ["--snapshot", str(SNAPSHOT), "--resolutions", RESOLUTIONS, "--num_frames", "17",
                   "--dtype", "float32"]
-    with pytest.raises(DataError, match="nope.mp4: unreadable video"):
+    with pytest.raises(SystemExit, match="^error: .*nope.mp4: unreadable video"):
         extract_video_latents.main([*video_args, "--annotation", str(broken), "--output_dir", str(tmp_path / "b")])
+    with pytest.raises(DataError, match="nope.mp4: unreadable video"):  # --debug: the exception itself
+        extract_video_latents.main([*video_args, "--annotation", str(broken), "--output_dir", str(tmp_path / "b"),
+                                    "--debug"])
     extract_video_latents.main([*video_args, "--annotation", str(broken), "--output_dir", str(tmp_path / "b"),
                                 "--on_error", "skip"])
     assert "wrote 1 of 2 records" in capsys.readouterr().out

@@ -11,7 +11,7 @@ from pyramid_jax.training.train_step import make_train_step, place_batch
 from test_train_step import CONFIG, SNAPSHOT_DIT, compile_step, fresh_state, synthetic_batch
 
 # 12x12 latents: the full-resolution column has 72 image and 80 joint tokens, split 4 ways over `sequence`; the
-# half-resolution column has 18 and 26, which 4 does not divide, so they stay replicated.
+# half-resolution column's 18 image tokens, which 4 does not divide, get 2 masked lead tokens and split too.
 BATCH = synthetic_batch(1, size=12)
 KEY = jax.random.key(3)
 

@@ -90,3 +90,39 @@ def test_train_script_trains_a_dit_from_scratch_and_exports_the_ema_weights(tmp_
         np.testing.assert_array_equal(np.asarray(got.get_value()), np.asarray(want.get_value()), err_msg=str(path))
     released_kernel = np.asarray(released.proj_out.kernel[...])
     assert not np.array_equal(np.asarray(exported.proj_out.kernel[...]), released_kernel)  # not the snapshot's weights
+
+
+@pytest.mark.parametrize("override, message", [
+    ("loop.num_steps=-5", "'loop.num_steps' must be at least 0; got -5"),
+    ("data.batch_size=0", "'data.batch_size' must be at least 1"),
+    ("loop.save_every=0", "'loop.save_every' must be at least 1"),
+    ("loop.seed=-1", "'loop.seed' must be at least 0 and at most"),
+])
+def test_out_of_range_values_are_errors_before_any_work(override, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(load_train_config(TINY), [override])
+    with pytest.raises(SystemExit, match=message):
+        train.main(["--config", TINY, override])
+
+
+def test_a_nan_in_a_config_file_is_an_error():
+    import dataclasses
+
+    from pyramid_jax.training.config import check_values
+
+    config = load_train_config(TINY)
+    bad = dataclasses.replace(config, step=dataclasses.replace(config.step, max_loss=float("nan")))
+    with pytest.raises(ConfigError, match="'step.max_loss' is NaN"):
+        check_values(bad)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("def get_config(:\n", "SyntaxError"),
+    ("x = 1\n", "AttributeError: .*get_config"),
+    ("def get_config():\n    return 1 / 0\n", "ZeroDivisionError"),
+])
+def test_a_broken_config_file_is_named(tmp_path, body, message):
+    path = tmp_path / "broken.py"
+    path.write_text(body)
+    with pytest.raises(SystemExit, match=f"error: {path}: {message}"):
+        train.main(["--config", str(path)])

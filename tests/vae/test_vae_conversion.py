@@ -12,10 +12,10 @@ from safetensors.numpy import load_file
 from conftest import FIXTURES
 from pyramid_jax.config import ConfigError
 from pyramid_jax.convert.engine import ConversionError, plan
-from pyramid_jax.convert.snapshot import convert_snapshot
 from pyramid_jax.convert.sources import open_torch_checkpoint
 from pyramid_jax.convert.vae_table import VAE_TABLE
 from pyramid_jax.io.weights import flat_shapes
+from pyramid_jax.snapshot_conversion import convert_snapshot
 from pyramid_jax.vae.load import abstract_vae, load_vae, read_vae_config, vae_config_from_dict
 from vae_testing import VAE_DIR, tiny_vae
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import FIXTURES, ncthw_to_cl
-from pyramid_jax.vae.latents import LATENT_SCALINGS, denormalize_latents, normalize_latents
+from pyramid_jax.dit.families import FAMILIES, denormalize_latents, normalize_latents
 from vae_testing import assert_close, tiny_vae, unoptimized_compiles  # noqa: F401 (autouse fixture)
 
 
@@ -19,7 +19,7 @@ def test_encode_sample_normalize_matches_the_pipeline():
     assert_close(normalize_latents(z, "pyramid_flux"), want)
 
 
-@pytest.mark.parametrize("model_name", sorted(LATENT_SCALINGS))
+@pytest.mark.parametrize("model_name", sorted(FAMILIES))
 def test_denormalize_inverts_normalize(model_name):
     z = jax.random.normal(jax.random.key(0), (2, 3, 2, 2, 4))
     np.testing.assert_allclose(denormalize_latents(normalize_latents(z, model_name), model_name), z, atol=1e-6)

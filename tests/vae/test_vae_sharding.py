@@ -18,7 +18,7 @@ def sharded_vae():
 
 
 def test_inputs_are_split_by_batch_and_height(sharded_vae):
-    placed = sharded_vae._place(case("encode_image/x"))  # [2, 1, 48, 80, 3]
+    placed = sharded_vae.place(case("encode_image/x"))  # [2, 1, 48, 80, 3]
     assert placed.sharding.spec == PartitionSpec("data", None, "sequence", None, None)
 
 

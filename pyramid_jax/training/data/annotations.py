@@ -12,6 +12,7 @@ import json
 import os
 from typing import Iterable
 
+from pyramid_jax.io.atomic import atomic_file
 from pyramid_jax.training.data.errors import DataError
 
 PATH_FIELDS = ("video", "image", "latent", "text_fea")
@@ -45,8 +46,7 @@ def read_annotations(path: str) -> list[dict]:
 def write_annotations(path: str, records: Iterable[dict]) -> None:
     """Writes `records` as jsonl, their file paths relative to `path`'s folder (the inverse of the reading)."""
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with open(path, "w") as f:
+    with atomic_file(path) as temporary, open(temporary, "w") as f:
         for record in records:
             paths = {k: os.path.relpath(record[k], folder) for k in PATH_FIELDS if isinstance(record.get(k), str)}
             f.write(json.dumps({**record, **paths}) + "\n")

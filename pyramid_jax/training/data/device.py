@@ -15,11 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from pyramid_jax.dit.families import normalize_latents
 from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.training.data.frames import to_unit_range
 from pyramid_jax.training.data.pipeline import HostBatch
 from pyramid_jax.training.train_step import Batch, place_batch
-from pyramid_jax.vae.latents import normalize_latents
 
 POSTERIOR_STREAM = 0x5EED  # folded into the run's seed for the VAE posterior draws
 
@@ -50,6 +50,6 @@ class BatchMaker:
         if isinstance(text, tuple) and isinstance(text[0], str):
             if self.text_encoder is None:
                 raise ValueError("captions need the text encoder to encode them")
-            text = TextConditioning(*self.text_encoder(list(text)))
+            text = self.text_encoder(list(text))
         batch = to_device(Batch(samples, TextConditioning(*text)), self.mesh)
         return Batch(self._normalize(batch.latents), batch.text)

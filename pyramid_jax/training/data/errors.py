@@ -10,6 +10,8 @@ import threading
 import zipfile
 from typing import Callable
 
+from pyramid_jax.errors import UserError
+
 LOG = logging.getLogger("pyramid_jax.training.data")
 
 
@@ -18,7 +20,7 @@ class OnError(str, enum.Enum):
     SKIP = "skip"
 
 
-class DataError(Exception):
+class DataError(UserError):
     """A sample's file (or annotation line) is missing or unreadable; the message starts with its path."""
 
     def __init__(self, path: str, reason: str):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pyramid_jax.io.torch_file import read_torch_file
+from pyramid_jax.convert.torch_file import read_torch_file
 from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.training.data.errors import DataError, reading
 

@@ -17,6 +17,7 @@ import zipfile
 
 import numpy as np
 
+from pyramid_jax.io.atomic import atomic_file
 from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.training.data.errors import DataError, reading
 from pyramid_jax.training.data.reference_files import (is_reference_file, load_reference_latents,
@@ -28,11 +29,8 @@ NULL_TEXT_FILE = "null_text.npz"
 
 
 def _replace_atomically(path: str, write) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.partial{os.getpid()}"
-    with open(temporary, "wb") as f:
+    with atomic_file(path) as temporary, open(temporary, "wb") as f:
         write(f)
-    os.replace(temporary, path)
 
 
 def save_latents(path: str, latents: np.ndarray) -> None:

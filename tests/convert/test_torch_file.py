@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from pyramid_jax.io.torch_file import StoredTensor, TorchFileError, read_torch_file
+from pyramid_jax.convert.torch_file import StoredTensor, TorchFileError, read_torch_file
 
 
 class Mkdir:

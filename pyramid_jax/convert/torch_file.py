@@ -87,25 +87,48 @@ def _map_tensors(obj, fn):
     return obj
 
 
+class TorchFile:
+    """An open `torch.save` file: `obj` is its object with each tensor as a `StoredTensor` (only the pickle is
+    read); `read` reads one tensor's data. Use as a context manager, or `close()`."""
+
+    def __init__(self, path: str):
+        try:
+            self._archive = zipfile.ZipFile(path)
+        except zipfile.BadZipFile:
+            raise TorchFileError(f"{path}: not a torch zip file (the legacy pre-1.6 `torch.save` format is not "
+                                 "read)") from None
+        names = self._archive.namelist()
+        pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
+        if len(pickles) != 1:
+            self.close()
+            raise TorchFileError(f"{path}: a torch zip file has one `<name>/data.pkl`, found {pickles}")
+        self._prefix = pickles[0][:-len("data.pkl")]
+        self._little = (f"{self._prefix}byteorder" not in names
+                        or self._archive.read(f"{self._prefix}byteorder").strip() == b"little")
+        with self._archive.open(pickles[0]) as f:
+            try:
+                self.obj = _Unpickler(f).load()
+            except pickle.UnpicklingError as e:
+                self.close()
+                raise TorchFileError(f"{path}: broken pickle ({e})") from None
+
+    def read(self, tensor: StoredTensor) -> np.ndarray:
+        if not self._little:
+            raise TorchFileError("only little-endian torch files are read")
+        return _read_array(self._archive, self._prefix, tensor)
+
+    def close(self) -> None:
+        self._archive.close()
+
+    def __enter__(self) -> "TorchFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def read_torch_file(path: str, arrays: bool = True):
     """The object `torch.save` wrote to `path`, each tensor as a numpy array (same shape and dtype, bfloat16 as
     `ml_dtypes.bfloat16`); with `arrays=False` as a `StoredTensor` (shape and dtype), reading only the pickle."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise TorchFileError("not a torch zip file (the legacy pre-1.6 `torch.save` format is not read)") from None
-    with archive:
-        pickles = [n for n in archive.namelist() if n.endswith("data.pkl") and n.count("/") == 1]
-        if len(pickles) != 1:
-            raise TorchFileError(f"a torch zip file has one `<name>/data.pkl`, found {pickles}")
-        prefix = pickles[0][:-len("data.pkl")]
-        with archive.open(pickles[0]) as f:
-            try:
-                obj = _Unpickler(f).load()
-            except pickle.UnpicklingError as e:
-                raise TorchFileError(f"broken pickle ({e})") from None
-        if not arrays:
-            return obj
-        if f"{prefix}byteorder" in archive.namelist() and archive.read(f"{prefix}byteorder").strip() != b"little":
-            raise TorchFileError("only little-endian torch files are read")
-        return _map_tensors(obj, lambda t: _read_array(archive, prefix, t))
+    with TorchFile(path) as f:
+        return _map_tensors(f.obj, f.read) if arrays else f.obj
