@@ -28,11 +28,20 @@ def parse_args(argv):
                    help="a LoRA folder and its scale (default 1); repeat to add several")
     p.add_argument("--output", required=True, help="the merged DiT folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
-    p.add_argument("--allow-pickle", action="store_true", help="allow a torch .bin base (unsafe pickle)")
+    p.add_argument("--allow-pickle", action="store_true", help="allow a torch .bin base (read tensors only)")
+    from pyramid_jax.errors import add_debug_flag
+
+    add_debug_flag(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
+    from pyramid_jax.errors import run_cli
+
+    return run_cli(run, argv)
+
+
+def run(argv) -> int:
     args = parse_args(argv)
     import jax.numpy as jnp
     from flax import nnx
@@ -43,13 +52,10 @@ def main(argv=None) -> int:
     from pyramid_jax.io.atomic import atomic_directory
     from pyramid_jax.lora.files import check_loras, merge_loras, parse_lora_arg
 
-    try:
-        if os.path.exists(args.output) and not args.overwrite:
-            raise FileExistsError(f"--output {args.output} exists; pass --overwrite to replace it")
-        config = read_dit_config(args.dit)
-        loras = check_loras([parse_lora_arg(x) for x in args.lora], config)
-    except (FileNotFoundError, FileExistsError, ValueError) as e:
-        sys.exit(f"error: {e}")
+    if os.path.exists(args.output) and not args.overwrite:
+        raise FileExistsError(f"--output {args.output} exists; pass --overwrite to replace it")
+    config = read_dit_config(args.dit)
+    loras = check_loras([parse_lora_arg(x) for x in args.lora], config)
     model = merge_loras(load_dit(args.dit, jnp.float32, allow_pickle=args.allow_pickle), loras)
     arrays = [(path, var.get_value()) for path, var in nnx.to_flat_state(nnx.state(model))]
     with atomic_directory(args.output, overwrite=True) as tmp:

@@ -16,6 +16,7 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from pyramid_jax.dit.load import abstract_dit
+from pyramid_jax.errors import UserError
 from pyramid_jax.io import weights
 from pyramid_jax.io.atomic import atomic_directory
 from pyramid_jax.lora.adapters import A, B, adapter_variables, apply_adapters, path_name
@@ -24,7 +25,7 @@ from pyramid_jax.lora.config import LoraConfig
 FORMAT = "pyramid_jax.lora/1"
 
 
-class LoraError(ValueError):
+class LoraError(UserError, ValueError):
     """A LoRA folder or scale that cannot be applied to the DiT at hand."""
 
 
