@@ -19,6 +19,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from pyramid_jax.errors import add_debug_flag, run_cli  # noqa: E402 (after the path setup)
+
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
@@ -29,19 +31,15 @@ def parse_args(argv):
     p.add_argument("--output", required=True, help="the merged DiT folder to write")
     p.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     p.add_argument("--allow-pickle", action="store_true", help="allow a torch .bin base (read tensors only)")
-    from pyramid_jax.errors import add_debug_flag
-
     add_debug_flag(p)
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    from pyramid_jax.errors import run_cli
-
-    return run_cli(run, argv)
+    return run_cli(merge, argv)
 
 
-def run(argv) -> int:
+def merge(argv) -> int:
     args = parse_args(argv)
     import jax.numpy as jnp
     from flax import nnx

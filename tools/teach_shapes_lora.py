@@ -28,6 +28,9 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from pyramid_jax.errors import UserError, add_debug_flag, run_cli  # noqa: E402 (after the path setup)
+
 WORK = os.path.join(ROOT, "out", "shapes_lora")  # the working folder configs/train/shapes_orange_lora.py reads
 DEMO = os.path.join(ROOT, "checkpoints", "shapes_demo")
 DIT_VARIANT = "diffusion_transformer_384p"
@@ -36,7 +39,9 @@ WORD = "orange"
 
 def run(*args: str) -> None:
     print("$", " ".join(os.path.relpath(a, ROOT) if a.startswith(ROOT) else a for a in args), flush=True)
-    subprocess.run([sys.executable, *args], cwd=ROOT, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    if done.returncode:
+        raise UserError(f"{' '.join(args[:3])} ... failed (exit status {done.returncode}); its error is above")
 
 
 def prepare(clips: int) -> None:
@@ -121,11 +126,16 @@ def evaluate(per_group: int) -> dict[str, dict[str, int]]:
 
 
 def main(argv=None) -> int:
+    return run_cli(teach, argv)
+
+
+def teach(argv) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--clips", type=int, default=320, help="training clips to generate (half of them orange)")
     p.add_argument("--prompts", type=int, default=12, help="held-out prompts per group (orange; trained colours)")
     p.add_argument("--evaluate-only", action="store_true", help="skip data and training")
+    add_debug_flag(p)
     args = p.parse_args(argv)
     if not os.path.isdir(DEMO):
         sys.exit(f"error: the demo snapshot {DEMO} is missing (tools/build_shapes_demo.py builds it)")

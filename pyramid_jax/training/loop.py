@@ -22,6 +22,7 @@ from pyramid_jax.training.throughput import StepCost, step_cost, throughput_repo
 from pyramid_jax.training.train_state import TrainState, train_state_shardings
 from pyramid_jax.training.train_step import Batch
 from pyramid_jax.training.units import stage_units
+from pyramid_jax.validation import seed_key
 
 
 class BatchSource(Protocol):
@@ -59,7 +60,7 @@ def pyramid_plan(objective: PyramidObjective, config: LoopConfig, dit_config=Non
 
 
 def step_key(seed: int, step: int) -> jax.Array:
-    return jax.random.fold_in(jax.random.key(seed), step)
+    return jax.random.fold_in(seed_key(seed), step)  # seeds past 2^32 keep their own stream
 
 
 def restore_or_keep(state: TrainState, checkpointer: TrainCheckpointer | None, seed: int,

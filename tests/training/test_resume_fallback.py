@@ -15,12 +15,18 @@ from pyramid_jax.training.loop import restore_or_keep
 
 
 class State(NamedTuple):
+    """The parts of a `TrainState` the checkpointer and the resume touch."""
+
     step: jax.Array
     weight: jax.Array
+    buffers: jax.Array
+
+    def replace(self, **changes):
+        return self._replace(**changes)
 
 
 def state(step):
-    return State(jnp.asarray(step, jnp.int32), jnp.full((4, 4), float(step)))
+    return State(jnp.asarray(step, jnp.int32), jnp.full((4, 4), float(step)), jnp.zeros(2))
 
 
 def saved_run(directory, steps=(2, 4)):
