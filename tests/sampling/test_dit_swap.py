@@ -26,7 +26,7 @@ def zero_dit(tmp_path_factory):
 
 def test_the_pipeline_samples_the_swapped_in_dit(zero_dit):
     pipe = PyramidFlowPipeline.from_pretrained(sample.TINY_SNAPSHOT, dit=str(zero_dit))
-    with pipe._dit.use() as dit:
+    with pipe.dit.use() as dit:
         assert all(not np.any(np.asarray(x)) for x in jax.tree.leaves(nnx.state(dit)))
     assert (pipe.preset.width, pipe.preset.height, pipe.preset.max_temp) == (192, 128, 3)  # the snapshot's defaults
 

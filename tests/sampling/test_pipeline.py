@@ -99,7 +99,7 @@ def test_bad_i2v_inputs_and_snapshots_are_refused():
 
 def test_attention_backend_override():
     pipe = PyramidFlowPipeline.from_pretrained(SNAPSHOT, dtype=jnp.float32, attention_backend="blockwise")
-    with pipe._dit.use() as dit:
+    with pipe.dit.use() as dit:
         assert {node.backend for _, node in nnx.iter_graph(dit) if hasattr(node, "backend")} == {"blockwise"}
     with pytest.raises(ValueError, match=r"attention backend 'magic' is unknown; available: \['auto', 'xla'"):
         PyramidFlowPipeline.from_pretrained(SNAPSHOT, attention_backend="magic")
