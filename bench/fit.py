@@ -19,7 +19,8 @@ Programs (bf16, CFG batch 2, the last AR unit of a 384p temp-16 or 768p temp-31 
             latent frame per chunk) with its decoded tiles and the stitched float32 video
 Columns: `args` and `temp` are XLA's per-device argument and temporary bytes, `peak` = args + outputs - aliased +
 temp, `GFLOP` the model FLOPs per device (analytic, `training/flops.py`), `compile` the seconds to lower and
-compile. GB = 1e9 bytes.
+compile. GB = 1e9 bytes. XLA's CPU backend computes bf16 matmuls in float32, so a CPU row's temp also holds float32
+copies of the weights it multiplies (about 0.7 GB per miniFLUX joint + single block pair); TPU rows have none.
 """
 
 from __future__ import annotations
