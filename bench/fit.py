@@ -18,7 +18,8 @@ Programs (bf16, CFG batch 2, the last AR unit of a 384p temp-16 or 768p temp-31 
             the largest DiT call and the tiled, streamed VAE decode (the pipeline's save_memory: 256-pixel tiles, one
             latent frame per chunk) with its decoded tiles and the stitched float32 video
 Columns: `args` and `temp` are XLA's per-device argument and temporary bytes, `peak` = args + outputs - aliased +
-temp, `compile` the seconds to lower and compile. GB = 1e9 bytes.
+temp, `GFLOP` the model FLOPs per device (analytic, `training/flops.py`), `compile` the seconds to lower and
+compile. GB = 1e9 bytes.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from bench_models import bench_config  # noqa: E402
 from dit_forward import sampler_call  # noqa: E402
 from vae_decode_memory import decode_tiles  # noqa: E402
 from pyramid_jax.dit.load import abstract_dit  # noqa: E402
-from pyramid_jax.layers.attention import ATTENTION_BACKENDS  # noqa: E402
+from pyramid_jax.layers.attention import available_backends  # noqa: E402
 from pyramid_jax.parallel.mesh import make_mesh  # noqa: E402
 from pyramid_jax.parallel.rules import batch_sharding, state_shardings, traced_on  # noqa: E402
 from pyramid_jax.sampling import TextConditioning  # noqa: E402
@@ -198,7 +199,7 @@ def train_step(config, shape: VideoShape, mesh, per_device: int, grad_accum: int
     start = time.perf_counter()
     memory, _ = compiled_memory(step.lower(on(state, shardings), batch_on(batch, mesh), key))
     tokens = cost.tokens // (n // grad_accum) * per_device  # image tokens per device per micro-batch
-    return memory, time.perf_counter() - start, tokens, cost.flops * grad_accum // mesh.devices.size
+    return memory, time.perf_counter() - start, tokens, cost.flops * grad_accum
 
 
 def busiest_units(objective, latents: tuple[int, ...], config):
@@ -277,12 +278,13 @@ def measure(model: str, res: str, program: str, target: str, backend: str, tiny:
             row.note = ",".join(f"{k}={v}" for k, v in MESH_AXES[program].items())
     row.devices = len(devices)
     row.args, row.temp, row.peak = memory["args"], memory["temp"], memory["peak"]
-    row.gflop, row.compile_s = flops / 1e9, seconds
+    row.gflop, row.compile_s = flops / 1e9 / row.devices, seconds
     return row
 
 
-def available_backends() -> list[str]:
-    return sorted(ATTENTION_BACKENDS)
+def target_backends(target: str) -> list[str]:
+    """The attention backends for the target's platform, `auto` left out (it picks one of them)."""
+    return [b for b in available_backends("cpu" if target == "cpu" else "tpu") if b != "auto"]
 
 
 def goal(row: Row, tiny: bool) -> str:
@@ -309,7 +311,7 @@ def main(argv=None) -> int:
     parser.add_argument("--programs", default=",".join(PROGRAMS), help=f"subset of {','.join(PROGRAMS)}")
     parser.add_argument("--targets", default=None, help="cpu and/or TPU topologies "
                         f"({','.join(TOPOLOGIES)}); default: each program's own ({PROGRAMS})")
-    parser.add_argument("--backends", default=",".join(available_backends()), help="attention backends")
+    parser.add_argument("--backends", default=None, help="attention backends (default: each target's own)")
     parser.add_argument("--tiny", action="store_true", help="a tiny DiT at tiny shapes (smoke run)")
     args = parser.parse_args(argv)
 
@@ -327,7 +329,7 @@ def main(argv=None) -> int:
                         print(f"| {model} | {res} | {program} | {target} | skipped: libtpu not installed "
                               "(pip install -e '.[tpu]') |")
                         continue
-                    for backend in args.backends.split(","):
+                    for backend in args.backends.split(",") if args.backends else target_backends(target):
                         try:
                             print_row(measure(model, res, program, target, backend, args.tiny, cache), args.tiny)
                         except Exception as e:  # a backend a platform cannot compile is a row, not the end

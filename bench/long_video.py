@@ -2,6 +2,7 @@
 
     python bench/long_video.py                               # tiny miniFLUX snapshot, 128x192, temp 16, 32, 64
     python bench/long_video.py --window 8 --temps 16,64 --steps 4,4,4
+    python bench/long_video.py --window 0                    # no window: the history grows with the video
 
 Each unit sees at most `--window` latent frames (default: the variant's max temp, 16 for the 384p variants), so
 past that the DiT's token count and its programs stop growing. Each temp runs twice: the first video compiles what
@@ -74,7 +75,7 @@ def main() -> int:
     p.add_argument("--width", type=int, default=192)
     p.add_argument("--height", type=int, default=128)
     p.add_argument("--temps", default="16,32,64")
-    p.add_argument("--window", type=int, help="latent frames a unit sees (default: the variant's max temp)")
+    p.add_argument("--window", type=int, help="latent frames a unit sees (default: the variant's max temp; 0: all)")
     p.add_argument("--steps", default="2,2,2", help="Euler steps per stage (every unit)")
     args = p.parse_args()
     temps, steps = [int(t) for t in args.temps.split(",")], [int(s) for s in args.steps.split(",")]
@@ -82,7 +83,7 @@ def main() -> int:
     dit = pyramid_jax.load_dit(os.path.join(args.snapshot, args.variant), dtype=jnp.float32)
     cfg = dit.config
     preset = find_preset("pyramid_flux" if "Flux" in cfg.CLASS_NAME else "pyramid_mmdit", args.variant)
-    window = args.window or (preset.max_temp if preset is not None else None)
+    window = (args.window or None) if args.window is not None else (preset.max_temp if preset is not None else None)
     h, w, c = args.height // 8, args.width // 8, cfg.latent_channels
     keys = jax.random.split(jax.random.key(0), 3)
     text = TextConditioning(jax.random.normal(keys[0], (2, 16, cfg.joint_attention_dim)), jnp.ones((2, 16), jnp.int32),
@@ -92,7 +93,7 @@ def main() -> int:
     memory = ProgramMemory()
     sampler_module.denoise_unit = memory
     print(f"{cfg.CLASS_NAME} from {args.snapshot} on {jax.devices()[0].platform}: {args.width}x{args.height}, "
-          f"steps {steps}, window {window} latent frames")
+          f"steps {steps}, window {window or 'none'} (latent frames)")
 
     def video(temp: int, record: list | None = None):
         last = [time.perf_counter()]

@@ -108,7 +108,9 @@ class PyramidFlowPipeline:
         vae_path = snapshot.vae
         _, text_paths = snapshot.text_folders(model_name)
         for kind, folder in ((DIT, dit_path), (VAE, vae_path), *((TEXT, p) for p in text_paths)):
-            kind.check(folder, allow_pickle)  # a bad config.json or unreadable weights fail now, not after sampling
+            # A bad config.json or unreadable weights fail now; the VAE, first loaded after sampling, also has its
+            # weights' names and shapes checked (the others load before any sampling).
+            kind.check(folder, allow_pickle, shapes=kind is VAE)
         loras = check_loras(lora, config)
         keep = not low_memory
         kw = dict(mesh=mesh, allow_pickle=allow_pickle)

@@ -66,6 +66,11 @@ def check_writable(path: str, name: str, folder: bool = False) -> None:
         raise ArgumentError(f"{name} {path}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ArgumentError(f"{name} {path}: folder {parent} is not writable")
+    try:  # what os.access cannot see: read-only mounts, special file systems (root passes every access check)
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as e:
+        raise ArgumentError(f"{name} {path}: folder {parent} is not writable ({e.strerror or e})") from None
 
 
 def _fsync(path: str) -> None:

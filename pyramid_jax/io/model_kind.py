@@ -17,10 +17,19 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from pyramid_jax.config import ConfigError, FrozenConfig, read_json
+from pyramid_jax.convert import engine
 from pyramid_jax.convert.engine import ConversionTable
 from pyramid_jax.convert.sources import open_torch_checkpoint, weight_files
 from pyramid_jax.io import weights
 from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, state_shardings
+
+
+def _named(path: str, arrays):
+    """`arrays`, with the folder named in a conversion error raised while reading them (a non-float weight...)."""
+    try:
+        yield from arrays
+    except engine.ConversionError as e:
+        raise engine.ConversionError(f"{path}: {e}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,12 +53,24 @@ class ModelKind:
             raise ConfigError(f"{config_path}: missing field(s) {missing}, which set the {self.name}'s shapes")
         return config
 
-    def check(self, path: str, allow_pickle: bool = False) -> None:
-        """Fails now, naming the file, if folder `path` could not be loaded later: its config.json, and a converted
-        checkpoint or torch weights that can be read (`.bin` only with `allow_pickle`)."""
-        self.read_config(path)
-        if not weights.is_converted(path):
-            weight_files(path, allow_pickle=allow_pickle)
+    def check(self, path: str, allow_pickle: bool = False, shapes: bool = True) -> None:
+        """Fails now, naming the file and parameter, if folder `path` could not be loaded later: its config.json, its
+        weight files (`.bin` only with `allow_pickle`) and, with `shapes`, every parameter's name and shape (headers
+        and metadata only, but the model is built abstractly: a second or two)."""
+        config = self.read_config(path)
+        if not shapes:
+            if not weights.is_converted(path):
+                weight_files(path, allow_pickle=allow_pickle)
+            return
+        expected = weights.flat_shapes(self.abstract(config)[1])
+        if weights.is_converted(path):
+            weights.check_converted(path, expected)
+            return
+        source = open_torch_checkpoint(path, allow_pickle=allow_pickle)
+        try:
+            engine.plan(self.resolve(config)[1], source.shapes(), expected)
+        except engine.ConversionError as e:
+            raise engine.ConversionError(f"{path}: {e}") from None
 
     def abstract(self, config: FrozenConfig, dtype=jnp.float32):
         """(graphdef, abstract state) of the module for `config`, parameters stored and computed in `dtype`."""
@@ -73,8 +94,12 @@ class ModelKind:
                      dtype=None, progress=iter, check_finite: bool = False):
         """The converted tensors of the torch folder `path`, checked against `abstract` before any is read."""
         source = open_torch_checkpoint(path, allow_pickle=allow_pickle)
-        return weights.torch_arrays(self.resolve(config)[1], source, abstract, dtype=dtype, progress=progress,
-                                    check_finite=check_finite)
+        try:
+            arrays = weights.torch_arrays(self.resolve(config)[1], source, abstract, dtype=dtype, progress=progress,
+                                          check_finite=check_finite)
+        except engine.ConversionError as e:  # the plan's key and shape problems: name the folder
+            raise engine.ConversionError(f"{path}: {e}") from None
+        return _named(path, arrays)
 
     def load(self, path: str, dtype=jnp.float32, mesh: Mesh | None = None, *, allow_pickle: bool = False,
              rules: Rules = LOGICAL_AXIS_RULES, progress=iter, **overrides) -> nnx.Module:

@@ -94,10 +94,13 @@ def converted_arrays(folder: str, abstract: nnx.State, mesh: Mesh | None = None,
             node = node.setdefault(str(p), {})
         value = var.get_value()
         node[str(path[-1])] = jax.ShapeDtypeStruct(value.shape, value.dtype, sharding=shardings.get(path))
-    checkpointer = ocp.StandardCheckpointer()
+    check_converted(folder, flat_shapes(abstract))
     params = os.path.abspath(os.path.join(folder, PARAMS_DIR))
-    check_converted(folder, flat_shapes(abstract), checkpointer.metadata(params).item_metadata)
-    restored = checkpointer.restore(params, target)
+    try:
+        restored = ocp.StandardCheckpointer().restore(params, target)
+    except Exception as e:  # noqa: BLE001 - tensorstore/orbax errors of a damaged folder, e.g. a deleted shard
+        raise engine.ConversionError(f"{params} cannot be read (damaged or incomplete?): {type(e).__name__}: "
+                                     f"{_first_line(e)}") from e
     for path, _ in flat:
         node = restored
         for p in path:
@@ -105,12 +108,21 @@ def converted_arrays(folder: str, abstract: nnx.State, mesh: Mesh | None = None,
         yield path, node
 
 
-def check_converted(folder: str, expected: dict[Path, tuple[int, ...]], stored) -> None:
+def check_converted(folder: str, expected: dict[Path, tuple[int, ...]]) -> None:
     """Fails naming each parameter whose stored shape differs from what `folder`'s config.json builds, or that is
-    missing or extra (a checkpoint of another architecture, or a config.json edited after conversion)."""
+    missing or extra (a checkpoint of another architecture, or a config.json edited after conversion); reads only
+    the checkpoint's metadata."""
+    params = os.path.abspath(os.path.join(folder, PARAMS_DIR))
+    try:
+        stored = ocp.StandardCheckpointer().metadata(params).item_metadata
+    except Exception as e:  # noqa: BLE001 - a missing or garbled metadata file
+        raise engine.ConversionError(f"{params} is not a readable converted checkpoint: {type(e).__name__}: "
+                                     f"{_first_line(e)}") from e
     found = {tuple(str(getattr(k, "key", k)) for k in path): tuple(meta.shape)
              for path, meta in jax.tree_util.tree_flatten_with_path(stored)[0]}
     want = {tuple(str(p) for p in path): shape for path, shape in expected.items()}
+    if not found:
+        raise engine.ConversionError(f"{params} holds no parameters (damaged or incomplete?)")
     problems = [f"{'/'.join(p)}: stored {list(found[p])}, config wants {list(s)}"
                 for p, s in want.items() if p in found and found[p] != s]
     problems += [f"{'/'.join(p)}: missing from the checkpoint (config wants {list(s)})"
@@ -121,3 +133,7 @@ def check_converted(folder: str, expected: dict[Path, tuple[int, ...]], stored) 
         raise engine.ConversionError(
             f"{os.path.join(folder, PARAMS_DIR)} does not match {os.path.join(folder, CONFIG_FILE)} "
             f"({len(problems)} parameter(s)):\n" + "\n".join(f"  {p}" for p in shown))
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else ""

@@ -57,8 +57,11 @@ def load_train_config(path: str):
         raise FileNotFoundError(f"no training config file {path}")
     spec = importlib.util.spec_from_file_location(f"pyramid_jax_train_config_{os.path.basename(path)[:-3]}", path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config()
+    try:
+        spec.loader.exec_module(module)
+        config = module.get_config()
+    except Exception as e:  # noqa: BLE001 - a broken config file is the user's to fix: name it and the error
+        raise ConfigError(f"{path}: {type(e).__name__}: {e} (--debug shows where)") from e
     if not dataclasses.is_dataclass(config):
         raise ConfigError(f"{path}: get_config() returned {type(config).__name__}, not a run config")
     return config

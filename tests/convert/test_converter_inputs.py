@@ -40,7 +40,7 @@ def edit_weights(src, change):
 
 def test_integer_weights_are_refused(dit_copy, tmp_path):
     edit_weights(dit_copy, lambda t: t.update({"proj_out.bias": t["proj_out.bias"].astype(np.int32)}))
-    with pytest.raises(SystemExit, match="'proj_out.bias' is int32, not floating point"):
+    with pytest.raises(SystemExit, match=f"{DIT}: weight 'proj_out.bias' is int32, not floating point"):
         convert(dit_copy, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -111,3 +111,17 @@ def test_a_converted_dit_keeps_its_sampling_defaults(dit_copy, tmp_path):
     assert convert(dit_copy, tmp_path / "out") == 0
     assert json.loads((tmp_path / "out" / DIT / "sampling.json").read_text()) == json.loads(
         (SNAPSHOT / DIT / "sampling.json").read_text())
+
+
+def test_a_damaged_converted_folder_is_named_not_a_tensorstore_trace(tmp_path):
+    out = tmp_path / "out"
+    assert convert(SNAPSHOT, out) == 0
+    params = out / DIT / "params"
+    for shard in params.glob("**/d/*"):  # the array data lost (a deleted or never-written shard)
+        shard.unlink()
+    with pytest.raises(ValueError, match=f"{params} (cannot be read|holds no parameters) .damaged or incomplete"):
+        pyramid_jax.load_dit(str(out / DIT))
+    shutil.rmtree(params)
+    (params).mkdir()
+    with pytest.raises(ValueError, match=f"{params} (is not a readable converted checkpoint|holds no parameters)"):
+        pyramid_jax.load_dit(str(out / DIT))

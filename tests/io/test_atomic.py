@@ -72,6 +72,9 @@ def test_output_paths_are_checked_before_any_work(tmp_path, monkeypatch):
     with pytest.raises(ArgumentError, match="not writable"):
         video.check_output_path(str(readonly / "new" / "x.mp4"))
     monkeypatch.undo()
+    if os.path.isdir("/proc"):  # a file system nobody writes to, root included
+        with pytest.raises(ArgumentError, match="folder /proc is not writable"):
+            video.check_output_path("/proc/x.mp4")
     video.check_output_path(str(tmp_path / "new" / "x.mp4"))  # missing folders are created when writing
 
 

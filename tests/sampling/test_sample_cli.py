@@ -1,5 +1,7 @@
 """sample.py: bad arguments end with a clear message before any model loads; the default device mesh."""
 
+import json
+
 import pytest
 
 import pyramid_jax.pipeline
@@ -60,8 +62,13 @@ def test_a_bad_vae_config_fails_before_sampling(no_model_loads, snapshot_copy):
 
 
 def test_a_pickled_vae_needs_allow_pickle_which_sample_accepts(no_model_loads, snapshot_copy):
-    vae = snapshot_copy / "causal_video_vae"
-    (vae / "diffusion_pytorch_model.safetensors").rename(vae / "diffusion_pytorch_model.bin")
+    import torch
+    from safetensors.numpy import load_file
+
+    vae = snapshot_copy / "causal_video_vae"  # the released layout: the VAE as a pickled .bin
+    tensors = load_file(str(vae / "diffusion_pytorch_model.safetensors"))
+    torch.save({k: torch.from_numpy(v) for k, v in tensors.items()}, vae / "diffusion_pytorch_model.bin")
+    (vae / "diffusion_pytorch_model.safetensors").unlink()
     with pytest.raises(SystemExit, match="--allow-pickle"):
         sample.main(["--snapshot", str(snapshot_copy), "--no-compile-cache"])
     with pytest.raises(AssertionError, match="a model was loaded"):  # past every check, to the first model load
@@ -147,4 +154,14 @@ def test_defaults_come_from_the_snapshot_not_its_path(snapshot_copy):
     assert (args.width, args.temp, args.guidance_scale, args.prompt) == (64, 2, 4.0, ["the red circle is moving right"])
     (snapshot_copy / "diffusion_transformer_384p" / "sampling.json").write_text('{"width": "wide"}')
     with pytest.raises(SystemExit, match=r"sampling.json: width must be int; got 'wide'"):
+        sample.main(["--snapshot", str(snapshot_copy), "--no-compile-cache"])
+
+
+def test_a_vae_that_does_not_fit_its_config_fails_before_sampling(no_model_loads, snapshot_copy):
+    config = snapshot_copy / "causal_video_vae" / "config.json"
+    values = json.loads(config.read_text())
+    wider = 2 * values["encoder_out_channels"]  # a config edited after the weights were made
+    config.write_text(json.dumps({**values, "encoder_out_channels": wider, "decoder_in_channels": wider}))
+    with pytest.raises(SystemExit, match=r"causal_video_vae: checkpoint does not match the CausalVideoVAE model:"
+                                         r"\n  7 mis-shaped"):
         sample.main(["--snapshot", str(snapshot_copy), "--no-compile-cache"])

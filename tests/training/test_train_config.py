@@ -114,3 +114,15 @@ def test_a_nan_in_a_config_file_is_an_error():
     bad = dataclasses.replace(config, step=dataclasses.replace(config.step, max_loss=float("nan")))
     with pytest.raises(ConfigError, match="'step.max_loss' is NaN"):
         check_values(bad)
+
+
+@pytest.mark.parametrize("body, message", [
+    ("def get_config(:\n", "SyntaxError"),
+    ("x = 1\n", "AttributeError: .*get_config"),
+    ("def get_config():\n    return 1 / 0\n", "ZeroDivisionError"),
+])
+def test_a_broken_config_file_is_named(tmp_path, body, message):
+    path = tmp_path / "broken.py"
+    path.write_text(body)
+    with pytest.raises(SystemExit, match=f"error: {path}: {message}"):
+        train.main(["--config", str(path)])
