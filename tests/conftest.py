@@ -1,9 +1,11 @@
 """Test setup: 8 fake CPU devices for sharding tests, fp32 matmuls at highest precision for parity.
 
 One persistent compilation cache per test run (a fresh temporary folder, removed at exit, unless
-$JAX_COMPILATION_CACHE_DIR is set): tests that rebuild the same program (each CLI run, each new jit of the same model
-and sizes) load it instead of compiling again, subprocesses included. Sound: the cache key is the whole program plus
-its compile options and devices, so only an identical program is reused.
+$JAX_COMPILATION_CACHE_DIR is set), shared by the CLI subprocesses the tests start: each later run of the same
+program loads it instead of compiling again. Sound: the cache key is the whole program plus its compile options and
+devices, so only an identical program is reused. The pytest process itself writes no cache: with jax 0.10.2 the
+executable serialisation segfaulted once in a full CPU run (in `put_executable_and_time`, after hundreds of writes),
+not reproducible alone, and a crash there would lose the whole run.
 """
 
 import atexit
@@ -23,6 +25,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_default_matmul_precision", "highest")
+jax.config.update("jax_enable_compilation_cache", False)  # in this process only (see above)
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
