@@ -15,8 +15,8 @@ The lessons: "diagonally" (default), a motion towards the lower right; "orange",
 3. `train.py --config configs/train/shapes_lora.py` with this run's folders as overrides (and any --set): LoRA
    adapters, the DiT frozen; they go to <work>/lora_run/lora;
 4. `sample.py` with and without `--lora` on prompts worded as no training caption is (the held-out wordings): with
-   the new word, and with trained colours and directions only; `pyramid_jax.demo.judge` reads each video (the
-   taught colour and the diagonal included) and a table gives, per model, how many readings are right.
+   the new word, and with trained colours and directions only; `pyramid_jax.demo.judge` reads each video (naming
+   the trained colours and directions and the taught word) and a table gives, per model, how many are right.
 
 Each command is printed before it runs; re-running keeps finished steps and resumes training.
 """
@@ -125,59 +125,67 @@ def held_out_cases(word: str, count: int) -> list[Case]:
     return cases
 
 
-def evaluate(work: str, word: str, count: int, seed: int = 0) -> dict[str, dict[str, int]]:
-    """Samples the held-out prompts with the base DiT and with the LoRA, judges every video (every taught colour and
-    direction among the possible readings) and prints each reading and the table; returns
+def evaluate(work: str, word: str, count: int, seed: int = 0, models: tuple[str, ...] = ("base", "lora")
+             ) -> dict[str, dict[str, int]]:
+    """Samples the held-out prompts with the base DiT and with the LoRA, judges every video (the trained colours and
+    directions and the taught word among the possible readings) and prints each reading and the table; returns
     {model: {"taught_<what>" / "taught_other" / "trained_colour" / "trained_direction": right readings}}."""
+    from pyramid_jax.demo.shapes import TAUGHT_DIRECTIONS
+
+    cases = held_out_cases(word, count)
+    taught_kind = "direction" if word in TAUGHT_DIRECTIONS else "colour"
+    other_kind = "colour" if taught_kind == "direction" else "direction"
+    results = {model: sample_and_judge(work, model, word, cases, seed) for model in models}
+    print_table(results, word, taught_kind, other_kind, count)
+    return results
+
+
+def sample_and_judge(work: str, model: str, word: str, cases: list[Case], seed: int) -> dict[str, int]:
+    """`sample.py` on every case's prompt with the base DiT or (`model` "lora") with the LoRA, each video judged."""
     import numpy as np
     from PIL import Image
 
     import sample
     from pyramid_jax.demo.judge import read_video
-    from pyramid_jax.demo.shapes import MOTIONS, PALETTE, TAUGHT_DIRECTIONS
+    from pyramid_jax.demo.shapes import COLOURS, DIRECTIONS, MOTIONS, PALETTE
 
-    cases = held_out_cases(word, count)
+    # The judge knows the trained words and the word taught (another taught one could only be misread as it).
+    palette = {**COLOURS, **({word: PALETTE[word]} if word in PALETTE else {})}
+    directions = {**DIRECTIONS, **({word: MOTIONS[word]} if word in MOTIONS else {})}
     flags = ["--snapshot", os.path.join(work, "snapshot"), "--negative-prompt", "", "--seed", str(seed),
              *sum((["--prompt", c.prompt] for c in cases), [])]
-    lora = os.path.join(work, "lora_run", "lora")
-    taught_kind = "direction" if word in TAUGHT_DIRECTIONS else "colour"
-    other_kind = "colour" if taught_kind == "direction" else "direction"
-    results = {}
-    for model, extra in (("base", []), ("lora", ["--lora", lora])):
-        out = os.path.join(work, "eval", model)
-        shutil.rmtree(out, ignore_errors=True)
-        os.makedirs(out)
-        print("$ sample.py", " ".join(extra), f"({len(cases)} held-out prompts, seed {seed}) -> "
-              f"{os.path.relpath(out, ROOT)}", flush=True)
-        started = time.perf_counter()
-        if sample.main(flags + extra + ["--output", os.path.join(out, "video")]) != 0:
-            raise UserError(f"sample.py for the {model} model failed; its error is above")
-        print(f"  sampled in {time.perf_counter() - started:.0f} s", flush=True)
-        right = dict.fromkeys((f"taught_{taught_kind}", f"taught_{other_kind}", "trained_colour",
-                               "trained_direction"), 0)
-        for i, case in enumerate(cases):
-            folder = os.path.join(out, f"video_{i}")
-            frames = np.stack([np.asarray(Image.open(os.path.join(folder, name)).convert("RGB"))
-                               for name in sorted(os.listdir(folder))])
-            try:
-                reading = read_video(frames, PALETTE, MOTIONS)
-            except ValueError as error:
-                print(f"  {model}: {case.prompt!r}: unreadable ({error})")
-                continue
-            print(f"  {model}: {case.prompt!r}: {reading.colour} {reading.shape} moving {reading.direction} "
-                  f"(travel {reading.shift[0]:+.1f}, {reading.shift[1]:+.1f} px)")
-            right[f"{case.group}_colour"] += reading.colour == case.colour
-            right[f"{case.group}_direction"] += reading.direction == case.direction
-        results[model] = right
-    print_table(results, word, taught_kind, other_kind, count)
-    return results
+    extra = ["--lora", os.path.join(work, "lora_run", "lora")] if model == "lora" else []
+    out = os.path.join(work, "eval", model)
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    print("$ sample.py", " ".join(extra), f"({len(cases)} held-out prompts, seed {seed}) -> "
+          f"{os.path.relpath(out, ROOT)}", flush=True)
+    started = time.perf_counter()
+    if sample.main(flags + extra + ["--output", os.path.join(out, "video")]) != 0:
+        raise UserError(f"sample.py for the {model} model failed; its error is above")
+    print(f"  sampled in {time.perf_counter() - started:.0f} s", flush=True)
+    right = dict.fromkeys(("taught_colour", "taught_direction", "trained_colour", "trained_direction"), 0)
+    for i, case in enumerate(cases):
+        folder = os.path.join(out, f"video_{i}")
+        frames = np.stack([np.asarray(Image.open(os.path.join(folder, name)).convert("RGB"))
+                           for name in sorted(os.listdir(folder))])
+        try:
+            reading = read_video(frames, palette, directions)
+        except ValueError as error:
+            print(f"  {model}: {case.prompt!r}: unreadable ({error})")
+            continue
+        print(f"  {model}: {case.prompt!r}: {reading.colour} {reading.shape} moving {reading.direction} "
+              f"(travel {reading.shift[0]:+.1f}, {reading.shift[1]:+.1f} px)")
+        right[f"{case.group}_colour"] += reading.colour == case.colour
+        right[f"{case.group}_direction"] += reading.direction == case.direction
+    return right
 
 
 def print_table(results: dict[str, dict[str, int]], word: str, taught_kind: str, other_kind: str, count: int) -> None:
     heads = [f"'{word}' prompts: {taught_kind} {word}", f"'{word}' prompts: {other_kind}",
              "trained prompts: colour", "trained prompts: direction"]
     keys = [f"taught_{taught_kind}", f"taught_{other_kind}", "trained_colour", "trained_direction"]
-    print("\n| model | " + " | ".join(heads) + " |\n|---" * (len(heads) + 1) + "|")
+    print("\n| model | " + " | ".join(heads) + " |\n" + "|---" * (len(heads) + 1) + "|")
     for model, right in results.items():
         print(f"| {model} | " + " | ".join(f"{right[k]}/{count}" for k in keys) + " |")
 
