@@ -125,8 +125,8 @@ def held_out_cases(word: str, count: int) -> list[Case]:
     return cases
 
 
-def evaluate(work: str, word: str, count: int, seed: int = 0, models: tuple[str, ...] = ("base", "lora")
-             ) -> dict[str, dict[str, int]]:
+def evaluate(work: str, word: str, count: int, seed: int = 0, models: tuple[str, ...] = ("base", "lora"),
+             scale: float = 1.0) -> dict[str, dict[str, int]]:
     """Samples the held-out prompts with the base DiT and with the LoRA, judges every video (the trained colours and
     directions and the taught word among the possible readings) and prints each reading and the table; returns
     {model: {"taught_<what>" / "taught_other" / "trained_colour" / "trained_direction": right readings}}."""
@@ -135,13 +135,15 @@ def evaluate(work: str, word: str, count: int, seed: int = 0, models: tuple[str,
     cases = held_out_cases(word, count)
     taught_kind = "direction" if word in TAUGHT_DIRECTIONS else "colour"
     other_kind = "colour" if taught_kind == "direction" else "direction"
-    results = {model: sample_and_judge(work, model, word, cases, seed) for model in models}
+    results = {model: sample_and_judge(work, model, word, cases, seed, scale) for model in models}
     print_table(results, word, taught_kind, other_kind, count)
     return results
 
 
-def sample_and_judge(work: str, model: str, word: str, cases: list[Case], seed: int) -> dict[str, int]:
-    """`sample.py` on every case's prompt with the base DiT or (`model` "lora") with the LoRA, each video judged."""
+def sample_and_judge(work: str, model: str, word: str, cases: list[Case], seed: int, scale: float = 1.0
+                     ) -> dict[str, int]:
+    """`sample.py` on every case's prompt with the base DiT or (`model` "lora") with the LoRA at `scale`, each video
+    judged."""
     import numpy as np
     from PIL import Image
 
@@ -154,7 +156,7 @@ def sample_and_judge(work: str, model: str, word: str, cases: list[Case], seed: 
     directions = {**DIRECTIONS, **({word: MOTIONS[word]} if word in MOTIONS else {})}
     flags = ["--snapshot", os.path.join(work, "snapshot"), "--negative-prompt", "", "--seed", str(seed),
              *sum((["--prompt", c.prompt] for c in cases), [])]
-    extra = ["--lora", os.path.join(work, "lora_run", "lora")] if model == "lora" else []
+    extra = ["--lora", f"{os.path.join(work, 'lora_run', 'lora')}:{scale:g}"] if model == "lora" else []
     out = os.path.join(work, "eval", model)
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
@@ -200,8 +202,9 @@ def teach(argv) -> int:
     p.add_argument("--word", default="diagonally", help="the word to teach: diagonally (default) or orange")
     p.add_argument("--work", default=os.path.join(ROOT, "out", "shapes_lora"), help="working folder")
     p.add_argument("--clips", type=int, default=640, help="training clips to generate (half of them new)")
-    p.add_argument("--prompts", type=int, default=12, help="held-out prompts per group (new word; trained words)")
+    p.add_argument("--prompts", type=int, default=24, help="held-out prompts per group (new word; trained words)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed of the evaluation")
+    p.add_argument("--scale", type=float, default=1.0, help="the LoRA's scale in the evaluation")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a train.py config override, e.g. loop.num_steps=1000 (with step.optimizer.decay_steps=1000 for "
                         "the whole cosine); repeat the flag for several")
@@ -225,7 +228,7 @@ def teach(argv) -> int:
         print(f"LoRA trained in {time.perf_counter() - started:.0f} s", flush=True)
     elif not os.path.isdir(os.path.join(work, "lora_run", "lora")):
         raise UserError(f"--evaluate-only: {work}/lora_run/lora does not exist (run without it first)")
-    evaluate(work, args.word, args.prompts, args.seed)
+    evaluate(work, args.word, args.prompts, args.seed, scale=args.scale)
     return 0
 
 

@@ -17,10 +17,11 @@ def _frames(folder):
     return np.stack([np.asarray(Image.open(os.path.join(folder, n))) for n in sorted(os.listdir(folder))])
 
 
-def test_the_tool_trains_a_lora_that_loads_and_changes_the_videos(tmp_path, capsys):
+def test_the_tool_trains_a_lora_that_loads_and_changes_the_videos(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")  # the config's one-device mesh
     work = tmp_path / "work"
     steps = ["loop.num_steps=2", "step.optimizer.decay_steps=2", "step.optimizer.warmup_steps=0",
-             "step.optimizer.learning_rate=0.05", "data.batch_size=2", "loop.log_every=1", "lora.rank=2"]
+             "step.optimizer.learning_rate=0.05", "data.batch_size=4", "loop.log_every=1", "lora.rank=2"]
     argv = ["--work", str(work), "--clips", "4", "--prompts", "1", *sum((["--set", s] for s in steps), [])]
     assert teach.main(argv) == 0
     out = capsys.readouterr().out
