@@ -49,10 +49,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_models import bench_config  # noqa: E402
 from dit_forward import sampler_call  # noqa: E402
 from vae_decode_memory import decode_tiles  # noqa: E402
+from pyramid_jax.dit.apply import dit_forward  # noqa: E402
 from pyramid_jax.dit.load import abstract_dit  # noqa: E402
 from pyramid_jax.layers.attention import available_backends  # noqa: E402
+from pyramid_jax.parallel.compiled import PlacedModel  # noqa: E402
 from pyramid_jax.parallel.mesh import make_mesh  # noqa: E402
-from pyramid_jax.parallel.rules import batch_sharding, state_shardings, traced_on  # noqa: E402
+from pyramid_jax.parallel.rules import batch_sharding, state_shardings  # noqa: E402
 from pyramid_jax.sampling import TextConditioning  # noqa: E402
 from pyramid_jax.training.config import load_train_config  # noqa: E402
 from pyramid_jax.training.flops import dit_forward_flops  # noqa: E402
@@ -63,7 +65,7 @@ from pyramid_jax.training.train_step import Batch, make_train_step  # noqa: E402
 from pyramid_jax.training.units import stage_units  # noqa: E402
 from pyramid_jax.vae.config import VAEConfig  # noqa: E402
 from pyramid_jax.vae.load import abstract_vae  # noqa: E402
-from pyramid_jax.vae.model import _decode  # noqa: E402
+from pyramid_jax.vae.model import decode_program  # noqa: E402
 
 MODELS = {"miniflux": "miniflux", "sd3": "sd3"}  # name -> configs/<name>_<res>.py
 
@@ -166,11 +168,9 @@ def dit_call(config, shape: VideoShape, mesh) -> tuple[dict, float, int, int]:
     inputs = jax.eval_shape(lambda k: sampler_call(config, shape.height, shape.width, shape.temp - 1,
                                                    jnp.bfloat16, k), jax.random.key(0))
 
-    def call(state, *inputs):
-        return nnx.merge(graphdef, state)(*inputs)
-
     start = time.perf_counter()
-    lowered = jax.jit(traced_on(mesh, call)).lower(on(state, state_shardings(state, mesh)), *batch_on(inputs, mesh))
+    lowered = dit_forward.lower(PlacedModel.from_split(graphdef, on(state, state_shardings(state, mesh)), mesh),
+                                *batch_on(inputs, mesh))
     memory, seconds = compiled_memory(lowered)
     clips = [[c.shape for c in inputs[0][0]]]
     tokens = sum(s[1] * s[2] * s[3] // 4 for s in clips[0]) + TEXT_LEN
@@ -233,8 +233,9 @@ def vae_decode(config: VAEConfig, shape: VideoShape, mesh, tile: int = VAE_TILE,
     worst = {}
     for h, w in set(tiles):
         z = jax.ShapeDtypeStruct((1, shape.temp, h, w, config.latent_channels), jnp.float32)
-        lowered = _decode.lower(graphdef, on(state, state_shardings(state, mesh)), batch_on(z, mesh),
-                                is_init_image=True, temporal_chunk=True, window_size=window)
+        vae = PlacedModel.from_split(graphdef, on(state, state_shardings(state, mesh)), mesh)
+        lowered = decode_program.lower(vae, batch_on(z, mesh), is_init_image=True, temporal_chunk=True,
+                                       window_size=window)
         memory, _ = compiled_memory(lowered)
         worst = max(worst, memory, key=lambda m: m.get("peak", 0))
     return dict(args=worst["args"], temp=worst["temp"], peak=worst["peak"] + held + video), \

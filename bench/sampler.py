@@ -18,14 +18,14 @@ import time
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import pyramid_jax  # noqa: E402
 from pyramid_jax.compile_cache import log_compile_times  # noqa: E402
-from pyramid_jax.dit.apply import dit_apply_fn  # noqa: E402
+from pyramid_jax.dit.apply import dit_forward  # noqa: E402
+from pyramid_jax.parallel.compiled import PlacedModel  # noqa: E402
 from pyramid_jax.sampling.history import history_clips  # noqa: E402
 from pyramid_jax.sampling.noise import KeyNoise  # noqa: E402
 from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning  # noqa: E402
@@ -85,17 +85,16 @@ def main() -> int:
         runs.append(time.perf_counter() - start)
     per_video = min(runs)
 
-    graphdef, state = nnx.split(dit)
-    apply = dit_apply_fn(graphdef)
+    model = PlacedModel(dit)
     dit_total, num_calls = 0.0, 0
     for shapes, n in dit_call_shapes(b, h, w, c, args.temp, steps, video_steps):
         sample = [[jnp.zeros(s, dtype) for s in shapes]]
         t = jnp.full((2 * b,), 500.0, dtype)
-        jax.block_until_ready(apply(state, sample, text.embeds, text.mask, text.pooled, t))
+        jax.block_until_ready(dit_forward(model, sample, text.embeds, text.mask, text.pooled, t))
         times = []
         for _ in range(3):
             start = time.perf_counter()
-            jax.block_until_ready(apply(state, sample, text.embeds, text.mask, text.pooled, t))
+            jax.block_until_ready(dit_forward(model, sample, text.embeds, text.mask, text.pooled, t))
             times.append(time.perf_counter() - start)
         dit_total += n * min(times)
         num_calls += n

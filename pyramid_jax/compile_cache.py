@@ -1,7 +1,8 @@
 """JAX's persistent compilation cache: compiled programs are kept on disk, so a later run loads them instead of
 compiling again (the sampler compiles one program per autoregressive unit bucket and the AR train step one per unit
 allocation, which dominates a short run). Every CLI takes `--compile-cache DIR` / `--no-compile-cache`
-(`add_compile_cache_flags`) and logs each program's compile seconds (`log_compile_times`)."""
+(`add_compile_cache_flags`) and logs each program's compile seconds (`log_compile_times`); `compile_seconds` adds
+them up per program (`parallel/compiled.py` reports them for each model program)."""
 
 from __future__ import annotations
 
@@ -50,24 +51,38 @@ def log_compile_times(log: Callable[[str], None] = print, min_seconds: float = 2
     """From now on, logs `program <name>: compiled in <s> s` (or `loaded from the compilation cache in ...`) for
     every XLA compilation taking at least `min_seconds`, so a slow first step is seen to be compilation. A second
     call replaces the first's `log` and threshold."""
-    if not _logging:
+    track_compile_times()
+    _compiles.update(log=log, min_seconds=min_seconds)
+
+
+def track_compile_times() -> None:
+    """From now on, adds up each program's compile seconds (`compile_seconds`); idempotent."""
+    if not _compiles:
         monitoring.register_event_listener(_on_event)
         monitoring.register_event_duration_secs_listener(_on_duration)
-    _logging.update(log=log, min_seconds=min_seconds, cache_hit=False)
+        _compiles.update(log=None, min_seconds=0.0, cache_hit=False, seconds={})
 
 
-_logging: dict = {}  # log, min_seconds, cache_hit (the compilation under way was a cache hit)
+def compile_seconds(name: str) -> float:
+    """Seconds spent compiling (or loading from the cache) programs named `name` (e.g. `jit(f)`) since tracking
+    began (`track_compile_times`)."""
+    return _compiles["seconds"].get(name, 0.0) if _compiles else 0.0
+
+
+# log (None: not logged), min_seconds, cache_hit (the compilation under way was a cache hit), seconds (by name)
+_compiles: dict = {}
 
 
 def _on_event(event: str, **_) -> None:
     if event == CACHE_HIT_EVENT:
-        _logging["cache_hit"] = True
+        _compiles["cache_hit"] = True
 
 
 def _on_duration(event: str, seconds: float, fun_name: str = "?", **_) -> None:
     if event != BACKEND_COMPILE_EVENT:
         return
-    cached, _logging["cache_hit"] = _logging["cache_hit"], False
-    if seconds >= _logging["min_seconds"]:
+    cached, _compiles["cache_hit"] = _compiles["cache_hit"], False
+    _compiles["seconds"][fun_name] = _compiles["seconds"].get(fun_name, 0.0) + seconds
+    if _compiles["log"] is not None and seconds >= _compiles["min_seconds"]:
         how = "loaded from the compilation cache" if cached else "compiled"
-        _logging["log"](f"program {fun_name}: {how} in {seconds:.1f} s")
+        _compiles["log"](f"program {fun_name}: {how} in {seconds:.1f} s")
