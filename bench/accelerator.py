@@ -92,7 +92,7 @@ def video(dit, shape, steps, video_steps) -> str:
 def train(config, shape, repeats: int) -> str:
     """The recipe's AR train step on one device (its per-device micro-batch, remat, scan), fp32 master weights."""
     recipe = load_train_config(TRAIN_RECIPE)
-    config = config.replace(remat_policy=recipe.remat, scan_layers=recipe.scan_layers)
+    config = config.replace(remat_policy=recipe.remat_policy, scan_layers=recipe.scan_layers)
     graphdef, params, buffers = split_for_training(DIT.init(config, dtype=jnp.float32), jnp.bfloat16)
     step_config = dataclasses.replace(recipe.step, grad_accum=1)
     state = init_train_state(params, buffers, gradient_transform(step_config.optimizer))

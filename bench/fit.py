@@ -180,7 +180,7 @@ def dit_call(config, shape: VideoShape, mesh) -> tuple[dict, float, int, int]:
 def train_step(config, shape: VideoShape, mesh, per_device: int, grad_accum: int) -> tuple[dict, float, int, int]:
     """The AR train step (fp32 master weights, bf16 compute, AdamW, EMA) at the allocation with the most tokens."""
     recipe = load_train_config(TRAIN_RECIPE)
-    config = config.replace(remat_policy=recipe.remat, scan_layers=recipe.scan_layers)
+    config = config.replace(remat_policy=recipe.remat_policy, scan_layers=recipe.scan_layers)
     graphdef, abstract = abstract_dit(config, jnp.float32)
     graphdef, params, buffers = split_for_training(nnx.merge(graphdef, abstract), jnp.bfloat16)
     step_config = dataclasses.replace(recipe.step, grad_accum=grad_accum)

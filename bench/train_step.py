@@ -48,14 +48,14 @@ def main() -> int:
     parser.add_argument("--text", type=int, default=128, help="text tokens")
     parser.add_argument("--image", action="store_true", help="non-AR mode (every frame trained)")
     parser.add_argument("--counter", type=int, default=1, help="AR: the unit allocation of this step counter")
-    parser.add_argument("--grad_accum", type=int, default=1)
-    parser.add_argument("--remat", choices=sorted(REMAT_POLICIES), default="none", help="per-block remat policy")
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--remat-policy", choices=sorted(REMAT_POLICIES), default="none", help="per-block remat policy")
     parser.add_argument("--scan-layers", action="store_true", help="run the block stacks as one lax.scan")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="matmul dtype (weights stay fp32)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
 
-    model = bench_dit(args.preset, args.layers, remat_policy=args.remat, scan_layers=args.scan_layers)
+    model = bench_dit(args.preset, args.layers, remat_policy=args.remat_policy, scan_layers=args.scan_layers)
     config = StepConfig(objective=PyramidObjective(), grad_accum=args.grad_accum,
                         max_loss=float("inf"))
     graphdef, params, buffers = split_for_training(model, DTYPES[args.dtype])
@@ -82,7 +82,7 @@ def main() -> int:
     seconds = float(np.median(times))
     cost = step_cost(config.objective, tuple(batch.latents.shape), args.text, units, dit)
     n_params = sum(x.size for x in jax.tree.leaves(params))
-    print(f"{dit.CLASS_NAME} {n_params / 1e6:.2f} M params, {args.dtype} compute, remat {args.remat}, "
+    print(f"{dit.CLASS_NAME} {n_params / 1e6:.2f} M params, {args.dtype} compute, remat {args.remat_policy}, "
           f"grad_accum {args.grad_accum}, {jax.devices()[0].device_kind}")
     print(f"batch {args.batch} x {args.frames} x {args.height}x{args.width} latents, "
           f"{'non-AR' if units is None else f'AR units {units}'}: {cost.tokens} image tokens, "

@@ -66,12 +66,12 @@ def prepare(clips: int) -> None:
     latents, features = os.path.join(WORK, "latents"), os.path.join(WORK, "features")
     if not os.path.isfile(os.path.join(latents, "annotation.jsonl")):
         run("tools/extract_video_latents.py", "--snapshot", snapshot, "--annotation", os.path.join(data, "train.jsonl"),
-            "--output_dir", latents, "--resolutions", f"{SIZE}x{SIZE}", "--num_frames", str(FRAMES),
-            "--dtype", "float32", "--save_dtype", "float32")
+            "--output-dir", latents, "--resolutions", f"{SIZE}x{SIZE}", "--num-frames", str(FRAMES),
+            "--dtype", "float32", "--save-dtype", "float32")
     if not os.path.isfile(os.path.join(features, "annotation.jsonl")):
         run("tools/extract_text_features.py", "--snapshot", snapshot, "--annotation",
-            os.path.join(latents, "annotation.jsonl"), "--output_dir", features, "--dtype", "float32",
-            "--save_dtype", "float32")
+            os.path.join(latents, "annotation.jsonl"), "--output-dir", features, "--dtype", "float32",
+            "--save-dtype", "float32")
 
 
 def evaluate(per_group: int) -> dict[str, dict[str, int]]:
