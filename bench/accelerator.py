@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bench_models import bench_config  # noqa: E402
 from dit_forward import sampler_call  # noqa: E402
-from fit import RESOLUTIONS, TEXT_LEN, TINY_RESOLUTIONS, TRAIN_RECIPE, busiest_units, tiny_overrides  # noqa: E402
+from fit import RESOLUTIONS, TEXT_LEN, TINY_RESOLUTIONS, TRAIN_RECIPES, busiest_units, tiny_overrides  # noqa: E402
 from pyramid_jax.dit.apply import dit_forward  # noqa: E402
 from pyramid_jax.dit.load import DIT  # noqa: E402
 from pyramid_jax.layers.attention import available_backends  # noqa: E402
@@ -91,7 +91,7 @@ def video(dit, shape, steps, video_steps) -> str:
 
 def train(config, shape, repeats: int) -> str:
     """The recipe's AR train step on one device (its per-device micro-batch, remat, scan), fp32 master weights."""
-    recipe = load_train_config(TRAIN_RECIPE)
+    recipe = load_train_config(TRAIN_RECIPES["384p"])
     config = config.replace(remat_policy=recipe.remat_policy, scan_layers=recipe.scan_layers)
     graphdef, params, buffers = split_for_training(DIT.init(config, dtype=jnp.float32), jnp.bfloat16)
     step_config = dataclasses.replace(recipe.step, grad_accum=1)
