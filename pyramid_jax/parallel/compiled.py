@@ -111,4 +111,4 @@ class ModelProgram:
 
     def compile_seconds(self) -> float:
         """Seconds spent compiling (or loading from the persistent cache) this function's programs so far."""
-        return compile_cache.compile_seconds(self.name)
+        return sum(r.seconds for r in compile_cache.compile_records() if r.name == self.name)
