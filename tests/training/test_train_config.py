@@ -44,6 +44,9 @@ def test_lora_overrides():
     assert not load_train_config(TINY).lora.enabled
     with pytest.raises(ConfigError, match="unknown lora.targets 'ffn'"):
         apply_overrides(load_train_config(TINY), ["lora.rank=4", "lora.targets=ffn"])
+    assert apply_overrides(load_train_config(TINY), ["lora.rank=4", "lora.targets=all,text"]).lora.targets == "all,text"
+    with pytest.raises(ConfigError, match="unknown lora.targets 'embed' in 'attn,embed'"):
+        apply_overrides(load_train_config(TINY), ["lora.rank=4", "lora.targets=attn,embed"])
     with pytest.raises(ConfigError, match="lora.base_dtype"):
         apply_overrides(load_train_config(TINY), ["lora.base_dtype=float16"])
 
