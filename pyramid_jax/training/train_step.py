@@ -26,6 +26,7 @@ from pyramid_jax.training.accumulation import accumulated
 from pyramid_jax.training.objective import PyramidObjective
 from pyramid_jax.training.optimizer import OptimizerConfig, gradient_transform, learning_rate
 from pyramid_jax.training.train_state import TrainState
+from pyramid_jax.training.units import PaddedUnits
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,11 +44,25 @@ class StepConfig:
 
 @struct.dataclass
 class Batch:
-    """One global batch. `units` (static: a new value compiles a new program) selects AR mode, see `stage_units`."""
+    """One global batch. `units` selects AR mode (see `stage_units`): static, so a new value compiles a new program
+    and each column gets its exact history. `padded_units` (set by `bucketed`) replaces it with runtime unit counts
+    and histories padded to a few bucket capacities (`PaddedUnits`): a few programs per cycle, the same loss."""
 
     latents: jax.Array  # [N, T, H, W, C] normalized latents, N a multiple of sum(sample_ratios)
     text: TextConditioning  # N rows
     units: tuple[int, ...] | None = struct.field(pytree_node=False, default=None)
+    padded_units: PaddedUnits | None = None
+
+    def bucketed(self, max_units: int) -> Batch:
+        """This AR batch with its units as a runtime input, histories padded to the bucket of `unit_capacities`."""
+        if self.units is None:
+            return self
+        return self.replace(units=None, padded_units=PaddedUnits.bucketed(self.units, max_units))
+
+    @property
+    def ar_units(self) -> tuple[int, ...] | PaddedUnits | None:
+        """What the objective takes as `units`."""
+        return self.units if self.padded_units is None else self.padded_units
 
 
 def place_batch(batch: Batch, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> Batch:
@@ -99,14 +114,14 @@ def make_train_step(graphdef: nnx.GraphDef, config: StepConfig = StepConfig(),
     tx = gradient_transform(config.optimizer)
     model = model or functools.partial(nnx.merge, graphdef)
 
-    def forward(params, buffers, sample, *conditioning):
-        return model(params, buffers)(sample, *conditioning)
+    def forward(params, buffers, sample, *conditioning, **tokens):
+        return model(params, buffers)(sample, *conditioning, **tokens)
 
     def step(state: TrainState, batch: Batch, key: jax.Array):
         def loss_and_grads(latents, text, rand):
             def loss_fn(params):
                 dit = functools.partial(forward, params, state.buffers)
-                return config.objective.loss(dit, latents, text, rand, batch.units, null_text)
+                return config.objective.loss(dit, latents, text, rand, batch.ar_units, null_text)
 
             return jax.value_and_grad(loss_fn)(state.params)
 
