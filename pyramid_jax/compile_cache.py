@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 from jax import monitoring
@@ -64,10 +64,25 @@ def _on_event(event: str, **_) -> None:
         _logging["cache_hit"] = True
 
 
+class CompileRecord(NamedTuple):
+    name: str
+    seconds: float
+    cached: bool  # loaded from the persistent cache
+
+
+def compile_records() -> list[CompileRecord]:
+    """Every XLA compilation since `log_compile_times` was first called (none before), oldest first."""
+    return list(_records)
+
+
+_records: list[CompileRecord] = []
+
+
 def _on_duration(event: str, seconds: float, fun_name: str = "?", **_) -> None:
     if event != BACKEND_COMPILE_EVENT:
         return
     cached, _logging["cache_hit"] = _logging["cache_hit"], False
+    _records.append(CompileRecord(fun_name, seconds, cached))
     if seconds >= _logging["min_seconds"]:
         how = "loaded from the compilation cache" if cached else "compiled"
         _logging["log"](f"program {fun_name}: {how} in {seconds:.1f} s")

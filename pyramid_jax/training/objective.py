@@ -206,6 +206,9 @@ class PyramidObjective:
         end), the leading pad frames are zeros."""
         if capacity == 0:
             return []
+        if not jax.config.jax_threefry_partitionable:  # else a longer draw does not begin with the shorter one
+            raise ValueError("padded AR histories (loop.bucket_units) need jax_threefry_partitionable on (JAX's "
+                             "default); turn it back on or set loop.bucket_units=false")
         plan = PaddedHistory(capacity, stage)
         frames = num_units - 1
         sigma = self._corruption_sigma(rand, column, pyramid[0].shape[0] // self.columns.num_columns)
