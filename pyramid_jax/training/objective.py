@@ -145,7 +145,7 @@ class PyramidObjective:
         noises = [lowest_stage_noise(noise, num_stages - k) for k in range(num_stages)]
         batch, frames_total = cols.batch_per_column(latents.shape[0]), latents.shape[1]
         padded = isinstance(units, PaddedUnits)
-        sample, timesteps, targets, sigmas, image_tokens = [], [], [], [], []
+        sample, timesteps, targets, sigmas, image_tokens, stage_tokens = [], [], [], [], [], {}
         for c, k in enumerate(cols.column_stages):
             timestep, sigma = draw_timesteps(sched, k, rand.timestep_u(c, batch))
             if units is None:
@@ -173,8 +173,10 @@ class PyramidObjective:
             if padded:
                 history = self._padded_history(pyramid, rand, c, k, num_units, units.capacities[k])
                 clips = history + clips
-                layout = StageLayout.from_clips(clips, batch, clips[-1].shape[-1], c)
-                image_tokens.append(ImageTokens.leading_pad(layout, units.capacities[k] - (num_units - 1)))
+                if k not in stage_tokens:  # one object per stage: the DiT runs a stage's columns as one batch
+                    layout = StageLayout.from_clips(clips, batch, clips[-1].shape[-1], c)
+                    stage_tokens[k] = ImageTokens.leading_pad(layout, units.capacities[k] - (num_units - 1))
+                image_tokens.append(stage_tokens[k])
             elif units is not None:
                 clips = self._history(pyramid, rand, c, k, num_units) + clips
             sample.append(clips)
