@@ -160,12 +160,10 @@ class StepPrograms:
         if self.count() <= self.first + len(self.seconds):
             return
         self.seconds.append(seconds)
-        padded = getattr(batch, "padded_units", None)
-        if padded is not None:
-            what = f"AR units {tuple(int(n) for n in padded.counts)}, histories padded to {padded.capacities}"
-        else:
-            what = "every frame" if getattr(batch, "units", None) is None else f"AR units {batch.units}"
-        self.log(f"step program {len(self.seconds)} ({what}): {seconds:.1f} s to trace and compile"
+        padded, units = getattr(batch, "padded_units", None), getattr(batch, "units", None)
+        what = (f" (AR units {tuple(int(n) for n in padded.counts)}, histories padded to {padded.capacities})"
+                if padded is not None else f" (AR units {units})" if units is not None else "")
+        self.log(f"step program {len(self.seconds)}{what}: {seconds:.1f} s to trace and compile"
                  + (f" (XLA {xla:.1f} s)" if xla else ""))
 
     def summary(self) -> None:
