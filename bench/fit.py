@@ -12,7 +12,7 @@ topologies without a TPU (`jax.experimental.topologies`, libtpu from the `[tpu]`
 Programs (bf16, CFG batch 2, the last AR unit of a 384p temp-16 or 768p temp-31 video):
   dit       one DiT call (stage 2 of the last unit) on one device (for a TPU topology: its first chip)
   dit-mesh  the same on 8 devices, mesh fsdp=2 (the CFG rows), sequence=4 (the tokens)
-  train     the AR train step of configs/train/miniflux_384p_ar.py (per-device micro-batch, grad_accum, remat,
+  train     the AR train step of configs/train/miniflux_<res>_ar.py (per-device micro-batch, grad_accum, remat,
             scan_layers) at the video's length and the unit allocation with the most tokens, fsdp over all devices
   video     the peak of a whole generation on one device: the DiT resident, text encoders released; the larger of
             the largest DiT call and the tiled, streamed VAE decode (the pipeline's save_memory: 256-pixel tiles, one
@@ -49,10 +49,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_models import bench_config  # noqa: E402
 from dit_forward import sampler_call  # noqa: E402
 from vae_decode_memory import decode_tiles  # noqa: E402
+from pyramid_jax.dit.apply import dit_forward  # noqa: E402
 from pyramid_jax.dit.load import abstract_dit  # noqa: E402
 from pyramid_jax.layers.attention import available_backends  # noqa: E402
+from pyramid_jax.parallel.compiled import PlacedModel  # noqa: E402
 from pyramid_jax.parallel.mesh import make_mesh  # noqa: E402
-from pyramid_jax.parallel.rules import batch_sharding, state_shardings, traced_on  # noqa: E402
+from pyramid_jax.parallel.rules import batch_sharding, state_shardings  # noqa: E402
 from pyramid_jax.sampling import TextConditioning  # noqa: E402
 from pyramid_jax.training.config import load_train_config  # noqa: E402
 from pyramid_jax.training.flops import dit_forward_flops  # noqa: E402
@@ -63,7 +65,7 @@ from pyramid_jax.training.train_step import Batch, make_train_step  # noqa: E402
 from pyramid_jax.training.units import stage_units  # noqa: E402
 from pyramid_jax.vae.config import VAEConfig  # noqa: E402
 from pyramid_jax.vae.load import abstract_vae  # noqa: E402
-from pyramid_jax.vae.model import _decode  # noqa: E402
+from pyramid_jax.vae.model import decode_program  # noqa: E402
 
 MODELS = {"miniflux": "miniflux", "sd3": "sd3"}  # name -> configs/<name>_<res>.py
 
@@ -85,7 +87,7 @@ TOPOLOGIES = {"v5e-1": ("v5e:1x1", dict(chips_per_host_bounds=(1, 1, 1))), "v5p-
 PROGRAMS = {"dit": ("cpu", "v5e-1", "v5p-8"), "dit-mesh": ("cpu", "v5p-16"), "train": ("v5p-8", "v5p-64"),
             "video": ("cpu", "v5e-1")}  # program -> the targets it is compiled for by default
 MESH_AXES = {"dit-mesh": dict(fsdp=2, sequence=4)}
-TRAIN_RECIPE = os.path.join(ROOT, "configs", "train", "miniflux_384p_ar.py")
+TRAIN_RECIPES = {res: os.path.join(ROOT, "configs", "train", f"miniflux_{res}_ar.py") for res in ("384p", "768p")}
 RECIPE_DEVICES = 8  # the reference recipe's GPUs: its global batch is split over them
 VAE_TILE, VAE_WINDOW = 256, 1  # the pipeline's save_memory decode
 RELEASE_VAE = VAEConfig(encoder_out_channels=16, decoder_in_channels=16)
@@ -166,21 +168,20 @@ def dit_call(config, shape: VideoShape, mesh) -> tuple[dict, float, int, int]:
     inputs = jax.eval_shape(lambda k: sampler_call(config, shape.height, shape.width, shape.temp - 1,
                                                    jnp.bfloat16, k), jax.random.key(0))
 
-    def call(state, *inputs):
-        return nnx.merge(graphdef, state)(*inputs)
-
     start = time.perf_counter()
-    lowered = jax.jit(traced_on(mesh, call)).lower(on(state, state_shardings(state, mesh)), *batch_on(inputs, mesh))
+    lowered = dit_forward.lower(PlacedModel.from_split(graphdef, on(state, state_shardings(state, mesh)), mesh),
+                                *batch_on(inputs, mesh))
     memory, seconds = compiled_memory(lowered)
     clips = [[c.shape for c in inputs[0][0]]]
     tokens = sum(s[1] * s[2] * s[3] // 4 for s in clips[0]) + TEXT_LEN
     return memory, time.perf_counter() - start, tokens, dit_forward_flops(config, clips, TEXT_LEN)
 
 
-def train_step(config, shape: VideoShape, mesh, per_device: int, grad_accum: int) -> tuple[dict, float, int, int]:
-    """The AR train step (fp32 master weights, bf16 compute, AdamW, EMA) at the allocation with the most tokens."""
-    recipe = load_train_config(TRAIN_RECIPE)
-    config = config.replace(remat_policy=recipe.remat, scan_layers=recipe.scan_layers)
+def train_step(config, shape: VideoShape, mesh, recipe, per_device: int) -> tuple[dict, float, int, int]:
+    """The AR train step (fp32 master weights, bf16 compute, AdamW, EMA) of `recipe` (a `TrainConfig`) at the
+    allocation with the most tokens, `per_device` samples per device in each micro-batch."""
+    grad_accum = recipe.step.grad_accum
+    config = config.replace(remat_policy=recipe.remat_policy, scan_layers=recipe.scan_layers)
     graphdef, abstract = abstract_dit(config, jnp.float32)
     graphdef, params, buffers = split_for_training(nnx.merge(graphdef, abstract), jnp.bfloat16)
     step_config = dataclasses.replace(recipe.step, grad_accum=grad_accum)
@@ -233,8 +234,9 @@ def vae_decode(config: VAEConfig, shape: VideoShape, mesh, tile: int = VAE_TILE,
     worst = {}
     for h, w in set(tiles):
         z = jax.ShapeDtypeStruct((1, shape.temp, h, w, config.latent_channels), jnp.float32)
-        lowered = _decode.lower(graphdef, on(state, state_shardings(state, mesh)), batch_on(z, mesh),
-                                is_init_image=True, temporal_chunk=True, window_size=window)
+        vae = PlacedModel.from_split(graphdef, on(state, state_shardings(state, mesh)), mesh)
+        lowered = decode_program.lower(vae, batch_on(z, mesh), is_init_image=True, temporal_chunk=True,
+                                       window_size=window)
         memory, _ = compiled_memory(lowered)
         worst = max(worst, memory, key=lambda m: m.get("peak", 0))
     return dict(args=worst["args"], temp=worst["temp"], peak=worst["peak"] + held + video), \
@@ -250,13 +252,12 @@ def measure(model: str, res: str, program: str, target: str, backend: str, tiny:
     config = bench_config(f"{MODELS[model]}_{res}", attention_backend=backend, **overrides)
     shape = (TINY_RESOLUTIONS if tiny else RESOLUTIONS)[res]
     if program == "train":
-        recipe = load_train_config(TRAIN_RECIPE)
+        recipe = load_train_config(TRAIN_RECIPES[res])
         devices = target_devices(target, RECIPE_DEVICES)
         mesh = make_mesh(data=1, fsdp=-1, devices=devices)
         memory, seconds, row.tokens, flops = train_step(
-            config, shape, mesh, recipe.data.batch_size // RECIPE_DEVICES // recipe.step.grad_accum,
-            recipe.step.grad_accum)
-        row.note = f"fsdp={len(devices)}"
+            config, shape, mesh, recipe, recipe.data.batch_size // RECIPE_DEVICES // recipe.step.grad_accum)
+        row.note = f"fsdp={len(devices)}, remat {recipe.remat_policy}"
     else:
         count = 8 if program == "dit-mesh" else 1
         devices = target_devices(target, count)[:count]

@@ -29,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench_models import bench_dit  # noqa: E402
-from pyramid_jax.compile_cache import compile_records, log_compile_times  # noqa: E402
+from pyramid_jax.compile_cache import compile_records, track_compile_times  # noqa: E402
 from pyramid_jax.training.data.config import DataConfig  # noqa: E402
 from pyramid_jax.training.data.synthetic import synthetic_batches  # noqa: E402
 from pyramid_jax.training.objective import PyramidObjective  # noqa: E402
@@ -54,8 +54,8 @@ def main() -> int:
     parser.add_argument("--text", type=int, default=128, help="text tokens")
     parser.add_argument("--image", action="store_true", help="non-AR mode (every frame trained)")
     parser.add_argument("--counter", type=int, default=1, help="AR: the unit allocation of this step counter")
-    parser.add_argument("--grad_accum", type=int, default=1)
-    parser.add_argument("--remat", choices=sorted(REMAT_POLICIES), default="none", help="per-block remat policy")
+    parser.add_argument("--grad-accum", type=int, default=1)
+    parser.add_argument("--remat-policy", choices=sorted(REMAT_POLICIES), default="none", help="per-block remat policy")
     parser.add_argument("--scan-layers", action="store_true", help="run the block stacks as one lax.scan")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="matmul dtype (weights stay fp32)")
     parser.add_argument("--repeats", type=int, default=5)
@@ -64,8 +64,8 @@ def main() -> int:
                         help="programs and compile seconds over a whole unit cycle, bucketed and exact")
     args = parser.parse_args()
 
-    log_compile_times(lambda _: None)  # records each XLA compilation's seconds
-    model = bench_dit(args.preset, args.layers, remat_policy=args.remat, scan_layers=args.scan_layers)
+    track_compile_times()  # records each XLA compilation's seconds
+    model = bench_dit(args.preset, args.layers, remat_policy=args.remat_policy, scan_layers=args.scan_layers)
     config = StepConfig(objective=PyramidObjective(), grad_accum=args.grad_accum,
                         max_loss=float("inf"))
     graphdef, params, buffers = split_for_training(model, DTYPES[args.dtype])
@@ -100,7 +100,7 @@ def main() -> int:
     seconds = float(np.median(times))
     cost = step_cost(config.objective, tuple(batch.latents.shape), args.text, units, dit)
     n_params = sum(x.size for x in jax.tree.leaves(params))
-    print(f"{dit.CLASS_NAME} {n_params / 1e6:.2f} M params, {args.dtype} compute, remat {args.remat}, "
+    print(f"{dit.CLASS_NAME} {n_params / 1e6:.2f} M params, {args.dtype} compute, remat {args.remat_policy}, "
           f"grad_accum {args.grad_accum}, {jax.devices()[0].device_kind}")
     print(f"batch {args.batch} x {args.frames} x {args.height}x{args.width} latents, "
           f"{'non-AR' if units is None else f'AR units {units}'}"

@@ -10,7 +10,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from scipy import ndimage
 
-from pyramid_jax.demo.shapes import BACKGROUND, COLOURS, DIRECTIONS, PALETTE
+from pyramid_jax.demo.shapes import BACKGROUND, COLOURS, DIRECTIONS, MOTIONS, PALETTE
 
 FOREGROUND_DISTANCE = 60.0  # RGB distance from the background above which a pixel belongs to the shape
 MIN_SHIFT = 2.0  # pixels the centroid must travel over the clip to count as moving
@@ -23,7 +23,7 @@ SQUARE_FILL = 0.89
 
 class Reading(NamedTuple):
     colour: str  # the palette colour nearest to the shape's median colour
-    direction: str  # the axis and sign of the centroid's larger motion
+    direction: str  # of the directions read, the one nearest in angle to the centroid's motion
     shift: tuple[float, float]  # centroid motion (x, y) in pixels from the first to the last frame (least squares)
     shape: str  # from the largest piece's median outline: lower-half share and fill of its bounding box
     pieces: int  # the most separate foreground pieces in any frame (a clean clip has 1)
@@ -42,9 +42,12 @@ def _outline(mask: np.ndarray) -> tuple[int, float, float]:
     return pieces, float(lower / ys.size), float(ys.size / (height * (xs.max() - xs.min() + 1)))
 
 
-def read_video(video: np.ndarray, palette: dict[str, tuple[int, int, int]] = COLOURS) -> Reading:
+def read_video(video: np.ndarray, palette: dict[str, tuple[int, int, int]] = COLOURS,
+               directions: dict[str, tuple[int, int]] = DIRECTIONS) -> Reading:
     """`video` uint8 `[T, H, W, 3]`, its colour named from `palette` (the trained colours; `PALETTE` adds the
-    taught ones); raises ValueError when fewer than half of the frames show a shape."""
+    taught ones) and its direction from `directions` (the trained ones, whose nearest is the axis and sign of the
+    larger motion; `MOTIONS` adds the taught diagonal, read within 22.5 degrees of it); raises ValueError when fewer
+    than half of the frames show a shape."""
     video = np.asarray(video, np.float32)
     distance = np.linalg.norm(video - np.asarray(BACKGROUND, np.float32), axis=-1)
     mask = distance > FOREGROUND_DISTANCE  # [T, H, W]
@@ -60,9 +63,9 @@ def read_video(video: np.ndarray, palette: dict[str, tuple[int, int, int]] = COL
     cy = np.array([ys[mask[t]].mean() for t in frames])
     span = frames[-1] - frames[0]
     dx, dy = (np.polyfit(frames, c, 1)[0] * span for c in (cx, cy))
-    step = (int(np.sign(dx)), 0) if abs(dx) >= abs(dy) else (0, int(np.sign(dy)))
     moving = max(abs(dx), abs(dy)) >= MIN_SHIFT
-    direction = next(name for name, d in DIRECTIONS.items() if d == step) if moving else "none"
+    units = np.array([np.divide(d, np.linalg.norm(d)) for d in directions.values()])
+    direction = list(directions)[int(np.argmax(units @ np.array([dx, dy])))] if moving else "none"
     pieces, lower, fill = zip(*(_outline(mask[t]) for t in frames))
     shape = ("triangle" if np.median(lower) > TRIANGLE_LOWER_SHARE else
              "square" if np.median(fill) > SQUARE_FILL else "circle")
@@ -76,12 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m pyramid_jax.demo.judge", description=main.__doc__)
     parser.add_argument("videos", nargs="+", help="video files (.mp4, .gif) of the shapes demo")
-    parser.add_argument("--taught", action="store_true", help="also name the colours a LoRA teaches (orange)")
+    parser.add_argument("--taught", action="store_true",
+                        help="also name the colours and directions a LoRA teaches (orange, diagonally)")
     args = parser.parse_args(argv)
     unreadable = 0
     for path in args.videos:
         try:
-            reading = read_video(read_frames(path, video_info(path)[0]), PALETTE if args.taught else COLOURS)
+            reading = read_video(read_frames(path, video_info(path)[0]), *((PALETTE, MOTIONS) if args.taught else
+                                                                            (COLOURS, DIRECTIONS)))
         except (ValueError, OSError, DataError) as error:
             print(f"{path}: unreadable: {error}")
             unreadable += 1

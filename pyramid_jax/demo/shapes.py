@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Sequence
 
 import numpy as np
 
@@ -20,6 +21,10 @@ TAUGHT_COLOURS: dict[str, tuple[int, int, int]] = {"orange": (245, 130, 20)}
 PALETTE = {**COLOURS, **TAUGHT_COLOURS}
 SHAPES = ("circle", "square", "triangle")
 DIRECTIONS: dict[str, tuple[int, int]] = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}  # (x, y)
+# A motion the base demo never saw (the word is in no caption and not in its vocabulary): "diagonally" is towards the
+# lower right, both axes at the speed of an ordinary motion (tools/teach_shapes_lora.py teaches it with a LoRA).
+TAUGHT_DIRECTIONS: dict[str, tuple[int, int]] = {"diagonally": (1, 1)}
+MOTIONS = {**DIRECTIONS, **TAUGHT_DIRECTIONS}
 BACKGROUND = (28, 28, 36)
 SUPERSAMPLING = 4  # sub-pixel grid per pixel side, for anti-aliased edges
 
@@ -38,26 +43,30 @@ class ShapeClip:
     speed: float
 
     def centre(self, frame: int) -> tuple[float, float]:
-        dx, dy = DIRECTIONS[self.direction]
+        dx, dy = MOTIONS[self.direction]
         return self.x + dx * self.speed * frame, self.y + dy * self.speed * frame
 
 
 def random_clip(rng: np.random.Generator, frames: int, size: int, colour: str | None = None,
-                shape: str | None = None, direction: str | None = None) -> ShapeClip:
-    """A clip whose shape stays wholly inside the `size` x `size` frame for all `frames` frames."""
+                shape: str | None = None, direction: str | None = None,
+                directions: Sequence[str] = tuple(DIRECTIONS)) -> ShapeClip:
+    """A clip whose shape stays wholly inside the `size` x `size` frame for all `frames` frames; the direction is
+    drawn from `directions` (names of `MOTIONS`) unless given."""
     colour = colour or rng.choice(list(COLOURS))
     shape = shape or rng.choice(SHAPES)
-    direction = direction or rng.choice(list(DIRECTIONS))
+    direction = direction or rng.choice(list(directions))
+    if direction not in MOTIONS:
+        raise ValueError(f"unknown direction {direction!r}; choose one of {list(MOTIONS)}")
     radius = rng.uniform(0.14, 0.19) * size
     speed = rng.uniform(0.45, 0.6) * (size - 2 * radius - 4) / max(frames - 1, 1)
     travel = speed * (frames - 1)
     low, high = radius + 2, size - radius - 2
-    dx, dy = DIRECTIONS[direction]
+    dx, dy = MOTIONS[direction]
     along = rng.uniform(low, high - travel)  # start coordinate on the axis of motion, counted in its direction
-    across = rng.uniform(low, high)
-    start = {1: along, -1: size - along, 0: across}
-    return ShapeClip(str(colour), str(shape), str(direction), float(start[dx]), float(start[dy]), float(radius),
-                     float(speed))
+    across = rng.uniform(low, high - travel if dx and dy else high)  # a diagonal moves along both axes
+    start = {1: along, -1: size - along, 0: across}  # x and y from the direction's signs
+    x, y = start[dx], ({1: across, -1: size - across} if dx and dy else start)[dy]
+    return ShapeClip(str(colour), str(shape), str(direction), float(x), float(y), float(radius), float(speed))
 
 
 def _coverage(shape: str, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:

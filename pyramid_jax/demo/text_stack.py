@@ -83,6 +83,10 @@ def add_words(src: str, dst: str, words: Iterable[str], *, seed: int = 1) -> Non
     words = sorted({w.lower() for text in words for w in text.split()})
     key = jax.random.key(seed)
     clip_size = _add_clip_words(os.path.join(src, "tokenizer"), os.path.join(dst, "tokenizer"), words)
+    vocabulary = word_vocabulary(dst)
+    if vocabulary is not None:  # the new words are whole words too (sample.py's vocabulary check)
+        with open(os.path.join(dst, "tokenizer", VOCABULARY_FILE), "w", encoding="utf-8") as f:
+            f.write("".join(w + "\n" for w in sorted({*vocabulary, *(m for w in words for m in WORD.findall(w))})))
     t5_size = _add_t5_words(os.path.join(src, "tokenizer_2"), os.path.join(dst, "tokenizer_2"), words)
     for i, (folder, size) in enumerate((("text_encoder", clip_size), ("text_encoder_2", t5_size))):
         _grow_embedding(os.path.join(src, folder), os.path.join(dst, folder), size, jax.random.fold_in(key, i))

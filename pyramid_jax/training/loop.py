@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Protocol
 import jax
 import numpy as np
 
-from pyramid_jax.compile_cache import compile_records
+from pyramid_jax.compile_cache import compile_records, track_compile_times
 from pyramid_jax.training.checkpoint import TrainCheckpointer
 from pyramid_jax.training.objective import PyramidObjective
 from pyramid_jax.training.throughput import StepCost, step_cost, throughput_report
@@ -140,10 +140,11 @@ def train(state: TrainState, step_fn: Callable, batches: BatchSource, plan: Step
 
 class StepPrograms:
     """Counts the step programs jit compiled (its cache size) and logs each new one with the batch's units and the
-    seconds of the step call that compiled it (tracing and compiling; XLA's share from `compile_records` when
-    compile logging is on), and a summary at the end of the run."""
+    seconds of the step call that compiled it (tracing and compiling; XLA's share from `compile_records`), and a
+    summary at the end of the run."""
 
     def __init__(self, step_fn: Callable, log: Callable[[str], None]):
+        track_compile_times()
         self.cache_size = getattr(step_fn, "_cache_size", None)
         self.log, self.first = log, self.count()
         self.seconds: list[float] = []

@@ -10,7 +10,8 @@ from pyramid_jax.demo.captions import HELD_OUT_TEMPLATES, PROMPT_SUFFIX, TRAIN_T
 from pyramid_jax.demo.dataset import write_shapes_dataset
 from pyramid_jax.demo import judge
 from pyramid_jax.demo.judge import read_video
-from pyramid_jax.demo.shapes import BACKGROUND, COLOURS, DIRECTIONS, SHAPES, random_clip, render
+from pyramid_jax.demo.shapes import (BACKGROUND, COLOURS, DIRECTIONS, MOTIONS, PALETTE, SHAPES, TAUGHT_DIRECTIONS,
+                                     random_clip, render)
 from pyramid_jax.training.data.annotations import read_annotations
 from pyramid_jax.training.data.frames import read_frames
 
@@ -27,6 +28,35 @@ def test_every_clip_stays_in_frame_and_reads_back_as_generated():
         assert (reading.colour, reading.direction, reading.shape, reading.pieces) == \
             (clip.colour, clip.direction, clip.shape, 1), (clip, reading)
         assert abs(max(np.abs(reading.shift)) - 16 * clip.speed) < 1.0
+
+
+def test_diagonal_clips_stay_in_frame_and_read_as_diagonal_only_when_the_judge_knows_the_word():
+    rng = np.random.default_rng(4)
+    (word, (dx, dy)), = TAUGHT_DIRECTIONS.items()
+    for _ in range(30):
+        clip = random_clip(rng, 9, 64, direction=word)
+        video = render(clip, 9, 64)
+        border = np.concatenate([video[:, 0], video[:, -1], video[:, :, 0], video[:, :, -1]], axis=1)
+        assert (border == BACKGROUND).all(), clip
+        reading = read_video(video, PALETTE, MOTIONS)
+        assert (reading.colour, reading.direction, reading.shape) == (clip.colour, word, clip.shape), (clip, reading)
+        assert np.allclose(reading.shift, (8 * dx * clip.speed, 8 * dy * clip.speed), atol=1.0)
+        assert read_video(video).direction in DIRECTIONS  # the trained directions only: the nearest axis
+    for direction in DIRECTIONS:  # an axis motion stays itself when the diagonal can be read
+        clip = random_clip(rng, 9, 64, direction=direction)
+        assert read_video(render(clip, 9, 64), PALETTE, MOTIONS).direction == direction
+    with pytest.raises(ValueError, match="unknown direction 'sideways'"):
+        random_clip(rng, 9, 64, direction="sideways")
+
+
+def test_dataset_draws_the_given_directions_and_the_default_draws_are_unchanged(tmp_path):
+    mixed = read_annotations(write_shapes_dataset(str(tmp_path / "mixed"), 8, seed=3, frames=9, size=32,
+                                                  directions=["diagonally", "left"]))
+    assert {r["direction"] for r in mixed} == {"diagonally", "left"}
+    plain = read_annotations(write_shapes_dataset(str(tmp_path / "plain"), 4, seed=3, frames=9, size=32))
+    again = read_annotations(write_shapes_dataset(str(tmp_path / "again"), 4, seed=3, frames=9, size=32,
+                                                  directions=list(DIRECTIONS)))
+    assert [r["text"] for r in plain] == [r["text"] for r in again]
 
 
 def test_reader_refuses_an_empty_video_and_names_a_static_one():

@@ -118,6 +118,7 @@ def test_added_words_are_single_tokens_and_old_text_encodes_as_before(snapshot, 
         np.testing.assert_array_equal(np.asarray(new), np.asarray(old))
     red, orange = (np.asarray(grown(f"a {c} circle")[0])[0, 1] for c in ("red", "orange"))
     assert np.abs(red - orange).max() > 0.1
+    assert word_vocabulary(str(tmp_path)) == sorted({*word_vocabulary(str(snapshot)), "orange", "magenta"})
 
 
 def test_the_word_list_names_unknown_words(snapshot, tmp_path):

@@ -67,13 +67,17 @@ def leaves(tree):
 
 def test_targets_and_zero_b_is_the_base_model_exactly():
     params = nnx.state(pyramid_jax.load_dit(str(SNAPSHOT_DIT)), nnx.Param)
-    names = {t: {"/".join(map(str, p)) for p, _ in target_kernels(params, t)} for t in ("attn", "mlp", "all")}
+    names = {t: {"/".join(map(str, p)) for p, _ in target_kernels(params, t)}
+             for t in ("attn", "mlp", "all", "text", "all,text")}
     assert "single_transformer_blocks/1/attn/to_q/kernel" in names["attn"]
     assert "transformer_blocks/0/attn/to_add_out/kernel" in names["attn"]
     assert {"transformer_blocks/0/ff_context/proj_in/kernel",
             "single_transformer_blocks/0/proj_out/kernel"} <= names["mlp"]
     assert names["all"] == names["attn"] | names["mlp"] and not names["attn"] & names["mlp"]
     assert not any("norm" in n or "embed" in n for n in names["all"])
+    assert names["text"] == {"context_embedder/kernel", "time_text_embed/text_embedder/linear_1/kernel",
+                             "time_text_embed/text_embedder/linear_2/kernel"}
+    assert names["all,text"] == names["all"] | names["text"]
 
     _, adapters, _ = split_for_lora(pyramid_jax.load_dit(str(SNAPSHOT_DIT)), LORA, seed=0)
     for got, want in zip(leaves(apply_adapters(params, [(adapters, 2.0)])), leaves(params)):
