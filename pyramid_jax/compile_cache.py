@@ -1,6 +1,6 @@
 """JAX's persistent compilation cache: compiled programs are kept on disk, so a later run loads them instead of
-compiling again (the sampler compiles one program per autoregressive unit bucket and the AR train step one per unit
-allocation, which dominates a short run). Every CLI takes `--compile-cache DIR` / `--no-compile-cache`
+compiling again (the sampler and the AR train step compile one program per history bucket, which dominates a short
+run). Every CLI takes `--compile-cache DIR` / `--no-compile-cache`
 (`add_compile_cache_flags`) and logs each program's compile seconds (`log_compile_times`); `compile_records` keeps
 them (`parallel/compiled.py` reports them for each model program)."""
 

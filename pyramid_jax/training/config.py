@@ -36,6 +36,7 @@ class TrainConfig:
     ema: bool = True
     remat_policy: str = "none"  # the DiT config's per-block remat policy (layers/remat.py), e.g. "dots_no_batch"
     scan_layers: bool = False  # run the DiT block stacks as one lax.scan (fast compiles for deep models)
+    fast_compile: bool = False  # step programs at XLA backend optimisation 0 (train_step.FAST_COMPILE): short CPU runs
     distributed: Distributed = Distributed.AUTO  # jax.distributed.initialize(): auto-detected, on or off
     mesh: MeshConfig = MeshConfig()
     data: DataConfig = DataConfig()

@@ -27,7 +27,7 @@ from pyramid_jax.training.loop import pyramid_plan, start_run, train
 from pyramid_jax.training.lora import adapted_model, split_for_lora
 from pyramid_jax.training.optimizer import gradient_transform
 from pyramid_jax.training.train_state import init_train_state, split_for_training
-from pyramid_jax.training.train_step import make_train_step
+from pyramid_jax.training.train_step import FAST_COMPILE, make_train_step
 from pyramid_jax.vae.load import load_vae
 
 
@@ -66,7 +66,8 @@ def train_dit(config: TrainConfig, log: Callable[[str], None] = print) -> str:
     state = init_train_state(params, buffers, gradient_transform(config.step.optimizer), ema=config.ema)
     state, shardings, checkpointer, restored = start_run(state, mesh, config.output_dir, config.max_to_keep,
                                                          config.loop.seed, log, save_buffers=not lora.enabled)
-    step_fn = make_train_step(graphdef, config.step, null_text, shardings, model=adapted)
+    step_fn = make_train_step(graphdef, config.step, null_text, shardings, model=adapted,
+                              compiler_options=FAST_COMPILE if config.fast_compile else None)
 
     n_params = sum(x.size for x in jax.tree.leaves(state.params))
     log(f"training {n_params / 1e6:.3g}M {'LoRA ' if lora.enabled else ''}parameters on {jax.device_count()} "
