@@ -87,7 +87,7 @@ def parse_args(argv):
     p.add_argument("--window", type=int, help="latent frames each unit sees, itself included (default: the "
                    "variant's max temp); longer videos condition on the latest ones")
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default="auto", help="auto: bf16 on GPU/TPU, else fp32")
-    p.add_argument("--low-memory", action="store_true",
+    p.add_argument("--save-memory", action="store_true",
                    help="one model resident at a time; VAE decodes 1 latent frame at a time with 256-pixel tiles")
     p.add_argument("--attention-backend", help="auto (default), xla, blockwise, ...: see layers/attention.py")
     p.add_argument("--mesh", help="device mesh axes such as data=2,fsdp=4 (default: see Devices below)")
@@ -234,7 +234,7 @@ def run(argv) -> int:
     rows = len(args.prompt) * (2 if args.guidance_scale > 0 else 1)
     axes = parse_mesh_axes(args.mesh) if args.mesh else default_mesh_axes(rows, jax.device_count())
     mesh = make_mesh(**axes)
-    pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, mesh, low_memory=args.low_memory,
+    pipe = PyramidFlowPipeline.from_pretrained(args.snapshot, args.variant, dtype, mesh, save_memory=args.save_memory,
                                                allow_pickle=args.allow_pickle,
                                                lora=[parse_lora_arg(x) for x in args.lora], dit=args.dit,
                                                attention_backend=args.attention_backend)
@@ -291,11 +291,11 @@ def run(argv) -> int:
         with atomic_file(args.save_latents) as tmp:
             np.save(tmp, np.asarray(latents, np.float32))
         print(f"latents {tuple(latents.shape)} [B, T, h, w, C] -> {args.save_latents}")
-    print(f"decoding {latents.shape[0]} video(s) of {latents.shape[1]} latent frames with the VAE "
-          f"({'1 latent frame, 256-pixel tiles' if args.low_memory else '2 latent frames, 512-pixel tiles'} at a time)",
+    pieces = '1 latent frame, 256-pixel tiles' if args.save_memory else '2 latent frames, 512-pixel tiles'
+    print(f"decoding {latents.shape[0]} video(s) of {latents.shape[1]} latent frames with the VAE ({pieces} at a time)",
           flush=True)
     decode_start = time.perf_counter()
-    videos = pipe.decode_latent(latents, save_memory=args.low_memory)
+    videos = pipe.decode_latent(latents, save_memory=args.save_memory)
     print(f"decoded in {time.perf_counter() - decode_start:.1f} s", flush=True)
     for video, path in zip(videos, output_paths(args.output, len(videos))):
         print(f"{video.shape[0]} frame(s) {video.shape[2]}x{video.shape[1]} -> {save_frames(video, path)}")

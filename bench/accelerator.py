@@ -29,9 +29,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_models import bench_config  # noqa: E402
 from dit_forward import sampler_call  # noqa: E402
 from fit import RESOLUTIONS, TEXT_LEN, TINY_RESOLUTIONS, TRAIN_RECIPES, busiest_units, tiny_overrides  # noqa: E402
-from pyramid_jax.dit.apply import dit_apply_fn  # noqa: E402
+from pyramid_jax.dit.apply import dit_forward  # noqa: E402
 from pyramid_jax.dit.load import DIT  # noqa: E402
 from pyramid_jax.layers.attention import available_backends  # noqa: E402
+from pyramid_jax.parallel.compiled import PlacedModel  # noqa: E402
 from pyramid_jax.sampling.noise import KeyNoise  # noqa: E402
 from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning  # noqa: E402
 from pyramid_jax.training.config import load_train_config  # noqa: E402
@@ -63,9 +64,9 @@ def forward(config, state, shape, repeats: int) -> str:
     graphdef, _ = DIT.abstract(config, jnp.bfloat16)
     inputs = sampler_call(config, shape.height, shape.width, shape.temp - 1, jnp.bfloat16, jax.random.key(1))
     start = time.perf_counter()
-    compiled = dit_apply_fn(graphdef).lower(state, *inputs).compile()
+    compiled = dit_forward.compile(PlacedModel.from_split(graphdef, state), *inputs)
     compile_s = time.perf_counter() - start
-    seconds = timed(lambda: compiled(state, *inputs), repeats)
+    seconds = timed(lambda: compiled(*inputs), repeats)
     flops = dit_forward_flops(config, [[c.shape for c in inputs[0][0]]], TEXT_LEN)
     return f"compile {compile_s:.1f} s, forward {seconds * 1e3:.1f} ms, {mfu(flops, seconds)}"
 
@@ -91,7 +92,7 @@ def video(dit, shape, steps, video_steps) -> str:
 def train(config, shape, repeats: int) -> str:
     """The recipe's AR train step on one device (its per-device micro-batch, remat, scan), fp32 master weights."""
     recipe = load_train_config(TRAIN_RECIPES["384p"])
-    config = config.replace(remat_policy=recipe.remat, scan_layers=recipe.scan_layers)
+    config = config.replace(remat_policy=recipe.remat_policy, scan_layers=recipe.scan_layers)
     graphdef, params, buffers = split_for_training(DIT.init(config, dtype=jnp.float32), jnp.bfloat16)
     step_config = dataclasses.replace(recipe.step, grad_accum=1)
     state = init_train_state(params, buffers, gradient_transform(step_config.optimizer))

@@ -42,12 +42,14 @@ def worker(args) -> dict:
     from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning
 
     config = FluxConfig(num_layers=args.double, num_single_layers=args.single, num_attention_heads=args.width_dim // 64)
+    if args.attention_backend != "auto":  # a checkout from before the backends has no such field
+        config = config.replace(attention_backend=args.attention_backend)
     dit = PyramidFluxTransformer(config, rngs=nnx.Rngs(0))
     keys = jax.random.split(jax.random.key(0), 3)
     text = TextConditioning(jax.random.normal(keys[0], (2, 128, config.joint_attention_dim)),
                             jnp.ones((2, 128), jnp.int32).at[0, 20:].set(0),
                             jax.random.normal(keys[1], (2, config.pooled_projection_dim)))
-    sampler = PyramidSampler(dit)
+    sampler = PyramidSampler(dit) if args.pad_history else PyramidSampler(dit, pad_history=False)
     h, w = args.height // 8, args.width // 8
     noise = KeyNoise(keys[2], 1, h, w, config.latent_channels, sampler.scheduler.stages, sampler.scheduler.gamma)
     steps, video_steps = ([int(s) for s in x.split(",")] for x in (args.steps, args.video_steps))
@@ -84,6 +86,8 @@ def main() -> int:
     p.add_argument("--double", type=int, default=2, help="double-stream blocks")
     p.add_argument("--single", type=int, default=4, help="single-stream blocks")
     p.add_argument("--warm-runs", type=int, default=2)
+    p.add_argument("--attention-backend", default="auto", help="this checkout's DiT attention backend")
+    p.add_argument("--pad-history", type=int, default=1, help="0: this checkout's sampler without history buckets")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
@@ -96,13 +100,15 @@ def main() -> int:
             raise SystemExit(f"--base {path}: no pyramid_jax package there (make one with git worktree add)")
     forwarded = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                  if k not in ("base", "rounds", "worker")]
+    base_forwarded = [a for a in forwarded if not a.startswith(("--attention-backend", "--pad-history"))]
     print(f"miniFLUX D={args.width_dim}, {args.double}+{args.single} blocks, {args.width}x{args.height}, temp "
           f"{args.temp}, steps {args.steps} / {args.video_steps}, CFG; {os.cpu_count()} CPUs")
     best: dict[str, dict] = {}
     for r in range(args.rounds):
         for name in (list(checkouts) if r % 2 == 0 else list(checkouts)[::-1]):
             env = dict(os.environ, JAX_ENABLE_COMPILATION_CACHE="false", PYTHONPATH=checkouts[name])
-            out = subprocess.run([sys.executable, __file__, f"--worker={checkouts[name]}", *forwarded], env=env,
+            out = subprocess.run([sys.executable, __file__, f"--worker={checkouts[name]}",
+                                  *(forwarded if name == "this" else base_forwarded)], env=env,
                                  cwd=checkouts[name], capture_output=True, text=True)
             if out.returncode:
                 raise SystemExit(f"{name} ({checkouts[name]}) failed:\n{out.stderr[-3000:]}")

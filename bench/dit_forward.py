@@ -16,13 +16,13 @@ import time
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench_models import bench_dit  # noqa: E402
-from pyramid_jax.dit.apply import dit_apply_fn  # noqa: E402
+from pyramid_jax.dit.apply import dit_forward  # noqa: E402
+from pyramid_jax.parallel.compiled import PlacedModel  # noqa: E402
 
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 
@@ -58,20 +58,19 @@ def main() -> int:
     dtype = DTYPES[args.dtype]
 
     dit = bench_dit(args.preset, args.layers, dtype)
-    graphdef, state = nnx.split(dit)
-    params = sum(x.size for x in jax.tree.leaves(state))
+    model = PlacedModel(dit)
+    params = sum(x.size for x in jax.tree.leaves(model.state))
     inputs = sampler_call(dit.config, args.height, args.width, args.unit, dtype, jax.random.key(0))
     tokens = sum(c.shape[1] * c.shape[2] * c.shape[3] // 4 for c in inputs[0][0]) * 2 + 2 * 128
 
-    apply = dit_apply_fn(graphdef)
     start = time.perf_counter()
-    compiled = apply.lower(state, *inputs).compile()
+    compiled = dit_forward.compile(model, *inputs)
     compile_s = time.perf_counter() - start
-    jax.block_until_ready(compiled(state, *inputs))
+    jax.block_until_ready(compiled(*inputs))
     times = []
     for _ in range(args.repeats):
         start = time.perf_counter()
-        jax.block_until_ready(compiled(state, *inputs))
+        jax.block_until_ready(compiled(*inputs))
         times.append(time.perf_counter() - start)
     best = min(times)
     print(f"{dit.config.CLASS_NAME} {params / 1e6:.2f} M params, {args.dtype}, {jax.devices()[0].device_kind}")

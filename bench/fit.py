@@ -13,7 +13,8 @@ Programs (bf16, CFG batch 2, the last AR unit of a 384p temp-16 or 768p temp-31 
   dit       one DiT call (stage 2 of the last unit) on one device (for a TPU topology: its first chip)
   dit-mesh  the same on 8 devices, mesh fsdp=2 (the CFG rows), sequence=4 (the tokens)
   train     the AR train step of configs/train/miniflux_<res>_ar.py (per-device micro-batch, grad_accum, remat,
-            scan_layers) at the video's length and the unit allocation with the most tokens, fsdp over all devices
+            scan_layers) at the video's length and the unit allocation with the most tokens (the bucketed program
+            the training loop runs for it, `loop.bucket_units`), fsdp over all devices
   video     the peak of a whole generation on one device: the DiT resident, text encoders released; the larger of
             the largest DiT call and the tiled, streamed VAE decode (the pipeline's save_memory: 256-pixel tiles, one
             latent frame per chunk) with its decoded tiles and the stitched float32 video
@@ -49,10 +50,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_models import bench_config  # noqa: E402
 from dit_forward import sampler_call  # noqa: E402
 from vae_decode_memory import decode_tiles  # noqa: E402
+from pyramid_jax.dit.apply import dit_forward  # noqa: E402
 from pyramid_jax.dit.load import abstract_dit  # noqa: E402
 from pyramid_jax.layers.attention import available_backends  # noqa: E402
+from pyramid_jax.parallel.compiled import PlacedModel  # noqa: E402
 from pyramid_jax.parallel.mesh import make_mesh  # noqa: E402
-from pyramid_jax.parallel.rules import batch_sharding, state_shardings, traced_on  # noqa: E402
+from pyramid_jax.parallel.rules import batch_sharding, state_shardings  # noqa: E402
 from pyramid_jax.sampling import TextConditioning  # noqa: E402
 from pyramid_jax.training.config import load_train_config  # noqa: E402
 from pyramid_jax.training.flops import dit_forward_flops  # noqa: E402
@@ -60,10 +63,10 @@ from pyramid_jax.training.optimizer import gradient_transform  # noqa: E402
 from pyramid_jax.training.throughput import step_cost  # noqa: E402
 from pyramid_jax.training.train_state import init_train_state, split_for_training, train_state_shardings  # noqa: E402
 from pyramid_jax.training.train_step import Batch, make_train_step  # noqa: E402
-from pyramid_jax.training.units import stage_units  # noqa: E402
+from pyramid_jax.training.units import PaddedUnits, stage_units  # noqa: E402
 from pyramid_jax.vae.config import VAEConfig  # noqa: E402
 from pyramid_jax.vae.load import abstract_vae  # noqa: E402
-from pyramid_jax.vae.model import _decode  # noqa: E402
+from pyramid_jax.vae.model import decode_program  # noqa: E402
 
 MODELS = {"miniflux": "miniflux", "sd3": "sd3"}  # name -> configs/<name>_<res>.py
 
@@ -166,11 +169,9 @@ def dit_call(config, shape: VideoShape, mesh) -> tuple[dict, float, int, int]:
     inputs = jax.eval_shape(lambda k: sampler_call(config, shape.height, shape.width, shape.temp - 1,
                                                    jnp.bfloat16, k), jax.random.key(0))
 
-    def call(state, *inputs):
-        return nnx.merge(graphdef, state)(*inputs)
-
     start = time.perf_counter()
-    lowered = jax.jit(traced_on(mesh, call)).lower(on(state, state_shardings(state, mesh)), *batch_on(inputs, mesh))
+    lowered = dit_forward.lower(PlacedModel.from_split(graphdef, on(state, state_shardings(state, mesh)), mesh),
+                                *batch_on(inputs, mesh))
     memory, seconds = compiled_memory(lowered)
     clips = [[c.shape for c in inputs[0][0]]]
     tokens = sum(s[1] * s[2] * s[3] // 4 for s in clips[0]) + TEXT_LEN
@@ -181,7 +182,7 @@ def train_step(config, shape: VideoShape, mesh, recipe, per_device: int) -> tupl
     """The AR train step (fp32 master weights, bf16 compute, AdamW, EMA) of `recipe` (a `TrainConfig`) at the
     allocation with the most tokens, `per_device` samples per device in each micro-batch."""
     grad_accum = recipe.step.grad_accum
-    config = config.replace(remat_policy=recipe.remat, scan_layers=recipe.scan_layers)
+    config = config.replace(remat_policy=recipe.remat_policy, scan_layers=recipe.scan_layers)
     graphdef, abstract = abstract_dit(config, jnp.float32)
     graphdef, params, buffers = split_for_training(nnx.merge(graphdef, abstract), jnp.bfloat16)
     step_config = dataclasses.replace(recipe.step, grad_accum=grad_accum)
@@ -195,11 +196,16 @@ def train_step(config, shape: VideoShape, mesh, recipe, per_device: int) -> tupl
     batch = Batch(jax.ShapeDtypeStruct(latents, jnp.float32),
                   TextConditioning(jax.ShapeDtypeStruct((n, TEXT_LEN, config.joint_attention_dim), jnp.float32),
                                    jax.ShapeDtypeStruct((n, TEXT_LEN), jnp.int32),
-                                   jax.ShapeDtypeStruct((n, config.pooled_projection_dim), jnp.float32)), units)
-    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=NamedSharding(mesh, PartitionSpec()))
+                                   jax.ShapeDtypeStruct((n, config.pooled_projection_dim), jnp.float32)))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    # the training loop's bucketed step: the allocation's bucket program, its unit counts a runtime input
+    padded = PaddedUnits.bucketed(units, shape.temp)
+    batch = batch_on(batch, mesh).replace(padded_units=padded.replace(
+        counts=jax.ShapeDtypeStruct(padded.counts.shape, padded.counts.dtype, sharding=replicated)))
+    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=replicated)
     step = make_train_step(graphdef, step_config, state_shardings=shardings)
     start = time.perf_counter()
-    memory, _ = compiled_memory(step.lower(on(state, shardings), batch_on(batch, mesh), key))
+    memory, _ = compiled_memory(step.lower(on(state, shardings), batch, key))
     tokens = cost.tokens // (n // grad_accum) * per_device  # image tokens per device per micro-batch
     return memory, time.perf_counter() - start, tokens, cost.flops * grad_accum
 
@@ -234,8 +240,9 @@ def vae_decode(config: VAEConfig, shape: VideoShape, mesh, tile: int = VAE_TILE,
     worst = {}
     for h, w in set(tiles):
         z = jax.ShapeDtypeStruct((1, shape.temp, h, w, config.latent_channels), jnp.float32)
-        lowered = _decode.lower(graphdef, on(state, state_shardings(state, mesh)), batch_on(z, mesh),
-                                is_init_image=True, temporal_chunk=True, window_size=window)
+        vae = PlacedModel.from_split(graphdef, on(state, state_shardings(state, mesh)), mesh)
+        lowered = decode_program.lower(vae, batch_on(z, mesh), is_init_image=True, temporal_chunk=True,
+                                       window_size=window)
         memory, _ = compiled_memory(lowered)
         worst = max(worst, memory, key=lambda m: m.get("peak", 0))
     return dict(args=worst["args"], temp=worst["temp"], peak=worst["peak"] + held + video), \
@@ -256,7 +263,7 @@ def measure(model: str, res: str, program: str, target: str, backend: str, tiny:
         mesh = make_mesh(data=1, fsdp=-1, devices=devices)
         memory, seconds, row.tokens, flops = train_step(
             config, shape, mesh, recipe, recipe.data.batch_size // RECIPE_DEVICES // recipe.step.grad_accum)
-        row.note = f"fsdp={len(devices)}, remat {recipe.remat}"
+        row.note = f"fsdp={len(devices)}, remat {recipe.remat_policy}"
     else:
         count = 8 if program == "dit-mesh" else 1
         devices = target_devices(target, count)[:count]

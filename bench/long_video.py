@@ -44,11 +44,11 @@ class ProgramMemory:
         self.jitted, self.calls, self.cache = sampler_module.denoise_unit, {}, {}
         self.last_capacity = None
 
-    def __call__(self, state, history, *args, **kwargs):
+    def __call__(self, dit, history, *args, **kwargs):
         self.last_capacity = len(history)
-        self.calls.setdefault(len(history), (state, history, *args))
+        self.calls.setdefault(len(history), (dit, history, *args))
         self.kwargs = kwargs
-        return self.jitted(state, history, *args, **kwargs)
+        return self.jitted(dit, history, *args, **kwargs)
 
     def of(self, capacity: int) -> int:
         if capacity not in self.cache:
@@ -57,7 +57,7 @@ class ProgramMemory:
         return self.cache[capacity]
 
     def programs(self) -> int:
-        return self.jitted._cache_size()
+        return self.jitted.num_programs()
 
 
 def top_stage_tokens(capacity: int, h: int, w: int, stages: int) -> int:

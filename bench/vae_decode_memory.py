@@ -57,12 +57,11 @@ def measure(frames: int, size: int, mode: str, window: int, tile: int, dtype: st
     import jax
     import jax.numpy as jnp
     import numpy as np
-    from flax import nnx
-
     from pyramid_jax.io import weights
+    from pyramid_jax.parallel.compiled import PlacedModel
     from pyramid_jax.vae.config import VAEConfig
     from pyramid_jax.vae.load import abstract_vae
-    from pyramid_jax.vae.model import _decode
+    from pyramid_jax.vae.model import decode_program
 
     dtype = {"fp32": jnp.float32, "bf16": jnp.bfloat16}[dtype]
     config = VAEConfig(encoder_out_channels=16, decoder_in_channels=16)
@@ -83,15 +82,15 @@ def measure(frames: int, size: int, mode: str, window: int, tile: int, dtype: st
         times.append(time.perf_counter() - start)
     run = float(np.median(times))
 
-    # The latent shapes `_decode` ran on (one per tile when tiling); their compiled programs are cached by now.
+    # The latent shapes `decode_program` ran on (one per tile when tiling); their compiled programs are cached by now.
     tiles = decode_tiles(latent, latent, tile, f) if use_tiles else [(latent, latent)]
     pixel_bytes = f * f * video.shape[1] * video.shape[-1] * jnp.dtype(dtype).itemsize
     held = 0 if len(tiles) == 1 else sum(h * w for h, w in tiles) * pixel_bytes
     peak = 0
     for h, w in set(tiles):
         part = jnp.zeros(z.shape[:2] + (h, w, z.shape[-1]), z.dtype)
-        stats = _decode.lower(*nnx.split(vae), part, is_init_image=True, temporal_chunk=temporal_chunk,
-                              window_size=window if temporal_chunk else None).compile().memory_analysis()
+        stats = decode_program.lower(PlacedModel(vae), part, is_init_image=True, temporal_chunk=temporal_chunk,
+                                     window_size=window if temporal_chunk else None).compile().memory_analysis()
         peak = max(peak, stats.temp_size_in_bytes + stats.output_size_in_bytes + part.nbytes)
     device = jax.devices()[0].memory_stats() or {}
     return dict(frames=int(video.shape[1]), size=size, mode=mode, compile_s=first - run, run_s=run, xla_peak=peak,

@@ -1,13 +1,14 @@
 """JAX's persistent compilation cache: compiled programs are kept on disk, so a later run loads them instead of
-compiling again (the sampler compiles one program per autoregressive unit bucket and the AR train step one per unit
-allocation, which dominates a short run). Every CLI takes `--compile-cache DIR` / `--no-compile-cache`
-(`add_compile_cache_flags`) and logs each program's compile seconds (`log_compile_times`)."""
+compiling again (the sampler and the AR train step compile one program per history bucket, which dominates a short
+run). Every CLI takes `--compile-cache DIR` / `--no-compile-cache`
+(`add_compile_cache_flags`) and logs each program's compile seconds (`log_compile_times`); `compile_records` keeps
+them (`parallel/compiled.py` reports them for each model program)."""
 
 from __future__ import annotations
 
 import argparse
 import os
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 from jax import monitoring
@@ -50,13 +51,19 @@ def log_compile_times(log: Callable[[str], None] = print, min_seconds: float = 2
     """From now on, logs `program <name>: compiled in <s> s` (or `loaded from the compilation cache in ...`) for
     every XLA compilation taking at least `min_seconds`, so a slow first step is seen to be compilation. A second
     call replaces the first's `log` and threshold."""
+    track_compile_times()
+    _logging.update(log=log, min_seconds=min_seconds)
+
+
+def track_compile_times() -> None:
+    """From now on, records every XLA compilation (`compile_records`), logged or not; idempotent."""
     if not _logging:
         monitoring.register_event_listener(_on_event)
         monitoring.register_event_duration_secs_listener(_on_duration)
-    _logging.update(log=log, min_seconds=min_seconds, cache_hit=False)
+        _logging.update(log=None, min_seconds=0.0, cache_hit=False)
 
 
-_logging: dict = {}  # log, min_seconds, cache_hit (the compilation under way was a cache hit)
+_logging: dict = {}  # log (None: not logged), min_seconds, cache_hit (the compilation under way was a cache hit)
 
 
 def _on_event(event: str, **_) -> None:
@@ -64,10 +71,25 @@ def _on_event(event: str, **_) -> None:
         _logging["cache_hit"] = True
 
 
+class CompileRecord(NamedTuple):
+    name: str
+    seconds: float
+    cached: bool  # loaded from the persistent cache
+
+
+def compile_records() -> list[CompileRecord]:
+    """Every XLA compilation since `track_compile_times` (or `log_compile_times`) was first called, oldest first."""
+    return list(_records)
+
+
+_records: list[CompileRecord] = []
+
+
 def _on_duration(event: str, seconds: float, fun_name: str = "?", **_) -> None:
     if event != BACKEND_COMPILE_EVENT:
         return
     cached, _logging["cache_hit"] = _logging["cache_hit"], False
-    if seconds >= _logging["min_seconds"]:
+    _records.append(CompileRecord(fun_name, seconds, cached))
+    if _logging["log"] is not None and seconds >= _logging["min_seconds"]:
         how = "loaded from the compilation cache" if cached else "compiled"
         _logging["log"](f"program {fun_name}: {how} in {seconds:.1f} s")

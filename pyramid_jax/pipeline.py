@@ -40,14 +40,14 @@ PROMPT_SUFFIX = ", hyper quality, Ultra HD, 8K"  # appended to every positive pr
 OUTPUT_TYPES = ("pil", "np", "latent")
 
 
-def native_preset(dit_folders: Sequence[str], model_name: str, variant: str, config) -> ModelPreset | None:
+def native_preset(dit_folders: Sequence[str], family: str, variant: str, config) -> ModelPreset | None:
     """The native size and max temp of the first DiT folder whose `sampling.json` gives them, else the released
     variant's preset (None for a custom variant)."""
     for folder in dit_folders:
         native = sampling_defaults(folder)
         if {"width", "height", "max_temp"} <= native.keys():
-            return ModelPreset(model_name, variant, config, native["width"], native["height"], native["max_temp"])
-    return find_preset(model_name, variant)
+            return ModelPreset(family, variant, config, native["width"], native["height"], native["max_temp"])
+    return find_preset(family, variant)
 
 
 @dataclasses.dataclass
@@ -73,17 +73,17 @@ class LazyModel:
 class PyramidFlowPipeline:
     """Generates videos (or images, temp=1) with one DiT variant of a Pyramid Flow snapshot."""
 
-    def __init__(self, model_name: str, variant: str, latent_channels: int, text_encoder: LazyModel,
+    def __init__(self, family: str, variant: str, latent_channels: int, text_encoder: LazyModel,
                  dit: LazyModel, vae: LazyModel, preset: ModelPreset | None,
                  scheduler: PyramidFlowScheduler | None = None, mesh: Mesh | None = None):
-        self.model_name, self.variant, self.latent_channels, self.preset = model_name, variant, latent_channels, preset
+        self.family, self.variant, self.latent_channels, self.preset = family, variant, latent_channels, preset
         self.text_encoder, self.dit, self.vae = text_encoder, dit, vae
         self.scheduler = scheduler or PyramidFlowScheduler()
         self.mesh = mesh
 
     @classmethod
     def from_pretrained(cls, path: str | Snapshot, variant: str = "diffusion_transformer_384p", dtype=jnp.bfloat16,
-                        mesh: Mesh | None = None, *, low_memory: bool = False, allow_pickle: bool = False,
+                        mesh: Mesh | None = None, *, save_memory: bool = False, allow_pickle: bool = False,
                         lora: Sequence[tuple[str, float]] = (), dit: str | None = None,
                         attention_backend: str | None = None) -> "PyramidFlowPipeline":
         """A pipeline on snapshot `path` (released torch layout or converted by `convert_torch_weights.py`).
@@ -91,8 +91,9 @@ class PyramidFlowPipeline:
         `variant` is the DiT folder (`diffusion_transformer_{384p,768p,image}`). Models are loaded on first use in
         `dtype`. With a `mesh`, weights are sharded by the rule table (DiT over fsdp / tensor) and the prompt batch
         (CFG rows, latents, noise) is split over data, so every model runs as one program over all of the mesh's
-        devices. `low_memory` releases each model after use, so that only one of text encoder, DiT and VAE is
-        resident at a time (each call then reloads them). `lora`: `(folder, scale)` pairs of LoRA folders
+        devices. `save_memory` releases each model after use, so that only one of text encoder, DiT and VAE is
+        resident at a time (each call then reloads them); the generation calls' `save_memory` (the reference's
+        name) decodes in small pieces. `lora`: `(folder, scale)` pairs of LoRA folders
         (written by a `train.py ... lora.rank=r` run) added into the DiT's weights as it loads; each is checked
         against the DiT here, before any model loads. `dit`: a DiT folder used instead of the snapshot's `variant`
         (e.g. `train.py`'s `<output_dir>/model`), with the rest of the snapshot. The native size and max temp come
@@ -104,21 +105,21 @@ class PyramidFlowPipeline:
         dit_path = snapshot.dit(variant) if dit is None else dit
         overrides = {} if attention_backend is None else {"attention_backend": check_backend(attention_backend)}
         config = read_dit_config(dit_path, **overrides)
-        model_name = family_of_config(config).name
+        family = family_of_config(config).name
         vae_path = snapshot.vae
-        _, text_paths = snapshot.text_folders(model_name)
+        _, text_paths = snapshot.text_folders(family)
         for kind, folder in ((DIT, dit_path), (VAE, vae_path), *((TEXT, p) for p in text_paths)):
             # A bad config.json or unreadable weights fail now; the VAE, first loaded after sampling, also has its
             # weights' names and shapes checked (the others load before any sampling).
             kind.check(folder, allow_pickle, shapes=kind is VAE)
         loras = check_loras(lora, config)
-        keep = not low_memory
+        keep = not save_memory
         kw = dict(mesh=mesh, allow_pickle=allow_pickle)
-        return cls(model_name, variant, config.latent_channels,
-                   LazyModel(lambda: load_text_encoder(snapshot, model_name, dtype, **kw), keep),
+        return cls(family, variant, config.latent_channels,
+                   LazyModel(lambda: load_text_encoder(snapshot, family, dtype, **kw), keep),
                    LazyModel(lambda: merge_loras(load_dit(dit_path, dtype, **kw, **overrides), loras, mesh), keep),
                    LazyModel(lambda: load_vae(vae_path, dtype, **kw), keep),
-                   native_preset([dit_path, os.path.join(snapshot.path, variant)], model_name, variant, config),
+                   native_preset([dit_path, os.path.join(snapshot.path, variant)], family, variant, config),
                    mesh=mesh)
 
     # -- entry points ---------------------------------------------------------------------------------------------
@@ -191,7 +192,7 @@ class PyramidFlowPipeline:
             posterior = vae.encode(jnp.asarray(pixels)[None, None])
             image_latent = posterior.sample(None if posterior_noise is not None else posterior_key,
                                             noise=posterior_noise)
-        first_frame = jnp.broadcast_to(normalize_latents(image_latent, self.model_name),
+        first_frame = jnp.broadcast_to(normalize_latents(image_latent, self.family),
                                        (batch, *image_latent.shape[1:]))
         scales = _linear_guidance(guidance_scale, alpha, min_guidance_scale, temp) if use_linear_guidance else None
         with self.dit.use() as dit:
@@ -244,7 +245,7 @@ class PyramidFlowPipeline:
         tiles; pixels map to `trunc(clip(127.5 x + 127.5, 0, 255))` like the reference's `.byte()`.
         """
         window, tile = (1, 256) if save_memory else (2, 512)
-        z = denormalize_latents(jnp.asarray(latents, jnp.float32), self.model_name)
+        z = denormalize_latents(jnp.asarray(latents, jnp.float32), self.family)
         with self.vae.use() as vae:
             video = np.asarray(vae.decode(z, temporal_chunk=True, window_size=window, tile_sample_min_size=tile))
         return np.clip(video * np.float32(127.5) + np.float32(127.5), 0, 255).astype(np.uint8)
@@ -286,7 +287,7 @@ class PyramidFlowPipeline:
         with self.vae.use() as vae:
             posterior = vae.encode(jnp.asarray(to_unit_range(clip.pixels))[None], temporal_chunk=True,
                                    tile_sample_min_size=256 if save_memory else None)
-        return normalize_latents(posterior.mode(), self.model_name)
+        return normalize_latents(posterior.mode(), self.family)
 
     def _key_noise(self, key, batch: int, height: int, width: int, dtype) -> KeyNoise:
         return KeyNoise(key, batch, height // 8, width // 8, self.latent_channels, self.scheduler.stages,

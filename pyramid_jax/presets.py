@@ -13,7 +13,7 @@ from pyramid_jax.snapshot import DIT_PREFIX
 class ModelPreset:
     """A released model variant: which DiT folder of a snapshot, its architecture and its native video size."""
 
-    model_name: str  # "pyramid_flux" (miniFLUX) or "pyramid_mmdit" (SD3)
+    family: str  # "pyramid_flux" (miniFLUX) or "pyramid_mmdit" (SD3)
     variant: str  # DiT folder in the snapshot, e.g. "diffusion_transformer_384p"
     dit: FrozenConfig
     width: int
@@ -43,8 +43,8 @@ def preset_names() -> list[str]:
     return sorted(_presets())
 
 
-def find_preset(model_name: str, variant: str) -> ModelPreset | None:
-    """The preset of a snapshot's DiT folder `variant` for `model_name`, or None for an unknown (custom) folder."""
-    family = get_family(model_name)
-    found = family.variant(variant)
-    return None if found is None else _preset(family, found)
+def find_preset(family: str, variant: str) -> ModelPreset | None:
+    """The preset of a snapshot's DiT folder `variant` for `family`, or None for an unknown (custom) folder."""
+    spec = get_family(family)
+    found = spec.variant(variant)
+    return None if found is None else _preset(spec, found)

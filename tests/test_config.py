@@ -60,7 +60,7 @@ def test_unknown_class_name():
 ])
 def test_presets(name, family, inner_dim):
     preset = load_preset(name)
-    assert preset.model_name == family and preset.variant.startswith("diffusion_transformer_")
+    assert preset.family == family and preset.variant.startswith("diffusion_transformer_")
     assert preset.dit.inner_dim == inner_dim
 
 

@@ -29,7 +29,7 @@ def hub_cache(tmp_path, monkeypatch):
 def test_a_hub_id_resolves_to_its_cached_snapshot(hub_cache):
     assert Snapshot("tiny/miniflux").path == str(hub_cache)
     pipe = PyramidFlowPipeline.from_pretrained("tiny/miniflux")  # checks every config; loads no model yet
-    assert pipe.model_name == "pyramid_flux"
+    assert pipe.family == "pyramid_flux"
     args = sample.parse_args(["--snapshot", "tiny/miniflux"])
     sample.fill_defaults(args)
     assert args.snapshot == str(hub_cache)

@@ -27,7 +27,7 @@ CHECK = textwrap.dedent("""
     assert pyramid_jax.__file__.startswith(sys.prefix), pyramid_jax.__file__  # the installed copy
     assert load_preset("miniflux_768p").width == 1280 and len(preset_names()) == 5
     pipe = pyramid_jax.PyramidFlowPipeline.from_pretrained(sys.argv[1], dtype=jnp.float32)
-    assert pipe.model_name == "pyramid_flux" and pipe.preset.max_temp == 3  # the snapshot's own sampling.json
+    assert pipe.family == "pyramid_flux" and pipe.preset.max_temp == 3  # the snapshot's own sampling.json
     assert pipe.encode_prompt(["a fox"]).embeds.shape[:2] == (2, 128)  # loads the text encoders
 """)
 

@@ -88,11 +88,11 @@ def build(argv) -> int:
             shutil.copytree(os.path.join(init, name), os.path.join(tmp, name))
         shutil.copytree(os.path.join(WORK, "vae_run", "model"), os.path.join(tmp, VAE_FOLDER))
     run("tools/extract_video_latents.py", "--snapshot", staged, "--annotation", os.path.join(data, "train.jsonl"),
-        "--output_dir", os.path.join(WORK, "latents"), "--resolutions", f"{SIZE}x{SIZE}", "--num_frames", str(FRAMES),
-        "--dtype", "float32", "--save_dtype", "float32")
+        "--output-dir", os.path.join(WORK, "latents"), "--resolutions", f"{SIZE}x{SIZE}", "--num-frames", str(FRAMES),
+        "--dtype", "float32", "--save-dtype", "float32")
     run("tools/extract_text_features.py", "--snapshot", staged, "--annotation",
-        os.path.join(WORK, "latents", "annotation.jsonl"), "--output_dir", os.path.join(WORK, "features"),
-        "--dtype", "float32", "--save_dtype", "float32")
+        os.path.join(WORK, "latents", "annotation.jsonl"), "--output-dir", os.path.join(WORK, "features"),
+        "--dtype", "float32", "--save-dtype", "float32")
     run("train.py", "--config", os.path.join(ROOT, "configs", "train", "shapes_dit.py"))
 
     with atomic_directory(args.output, overwrite=True) as tmp:

@@ -1,13 +1,13 @@
 """Encode the captions of a jsonl annotation file with the text encoder, for training without it.
 
-    python tools/extract_text_features.py --snapshot pyramid-flow-miniflux --model_name pyramid_flux \
-        --annotation data/latents/annotation.jsonl --output_dir data/text
+    python tools/extract_text_features.py --snapshot pyramid-flow-miniflux --family pyramid_flux \
+        --annotation data/latents/annotation.jsonl --output-dir data/text
 
 Each record's `text` is encoded (CLIP pooled + T5 tokens, 128 of them) and saved as .npz (embeds, mask, pooled;
 see pyramid_jax/training/data/storage.py) at the record's `text_fea` path, else `<output_dir>/<line>.npz`. The
 encoding of "" goes to `<output_dir>/null_text.npz`, for caption dropout (`data.null_text`). The annotation is
-written again with `text_fea` filled in (--out_annotation). Existing files are kept unless --overwrite. A record
-without a caption stops the run; with --on_error skip it is logged, counted and left out.
+written again with `text_fea` filled in (--out-annotation). Existing files are kept unless --overwrite. A record
+without a caption stops the run; with --on-error skip it is logged, counted and left out.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n\n", 1)[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--snapshot", required=True, help="snapshot folder with tokenizer*/ and text_encoder*/")
-    p.add_argument("--model_name", default="pyramid_flux", choices=("pyramid_flux", "pyramid_mmdit"))
+    p.add_argument("--family", default="pyramid_flux", choices=("pyramid_flux", "pyramid_mmdit"))
     p.add_argument("--annotation", required=True, help="input jsonl with a `text` per line")
-    p.add_argument("--output_dir", required=True, help="folder for features without a `text_fea` path")
-    p.add_argument("--out_annotation", default=None, help="output jsonl (default: <output_dir>/annotation.jsonl)")
-    p.add_argument("--batch_size", type=int, default=16)
+    p.add_argument("--output-dir", required=True, help="folder for features without a `text_fea` path")
+    p.add_argument("--out-annotation", default=None, help="output jsonl (default: <output_dir>/annotation.jsonl)")
+    p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16", help="encoder compute dtype")
-    p.add_argument("--save_dtype", choices=("float16", "float32"), default="float16")
-    p.add_argument("--on_error", choices=("fail", "skip"), default="fail")
+    p.add_argument("--save-dtype", choices=("float16", "float32"), default="float16")
+    p.add_argument("--on-error", choices=("fail", "skip"), default="fail")
     p.add_argument("--overwrite", action="store_true")
     add_debug_flag(p)
     from pyramid_jax.compile_cache import add_compile_cache_flags
@@ -61,7 +61,7 @@ def run(argv) -> int:
     from pyramid_jax.training.data.readers import field
     from pyramid_jax.training.data.storage import NULL_TEXT_FILE, save_text
 
-    encoder = pyramid_jax.load_text_encoder(args.snapshot, args.model_name, jnp.dtype(args.dtype))
+    encoder = pyramid_jax.load_text_encoder(args.snapshot, args.family, jnp.dtype(args.dtype))
 
     def encode(captions, paths):
         encoded = [np.asarray(x) for x in encoder(captions)]

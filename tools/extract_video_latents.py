@@ -1,15 +1,15 @@
 """Encode the videos of a jsonl annotation file with the VAE, for `data.source=latents` training.
 
     python tools/extract_video_latents.py --snapshot pyramid-flow-miniflux --annotation videos.jsonl \
-        --output_dir data/latents --resolutions 384x640,640x384 --num_frames 121
+        --output-dir data/latents --resolutions 384x640,640x384 --num-frames 121
 
-Each record's `video` (or `image`, a 1-frame video) is cut to its first --num_frames frames (or those its
+Each record's `video` (or `image`, a 1-frame video) is cut to its first --num-frames frames (or those its
 `frames` lists), then to 1 + 8k, resized and centre-cropped to the closest --resolutions bucket, mapped to
 [-1, 1] and encoded (a posterior sample, as in the reference). The raw latents are saved as `[T, h, w, C]` .npy
 (see pyramid_jax/training/data/storage.py) at the record's `latent` path, else `<output_dir>/<line>.npy`, and
-the annotation is written again with `latent` filled in (--out_annotation). Existing latent files are kept
+the annotation is written again with `latent` filled in (--out-annotation). Existing latent files are kept
 unless --overwrite, so an interrupted run can be restarted. An unreadable video stops the run; with
---on_error skip it is logged, counted and left out of the written annotation.
+--on-error skip it is logged, counted and left out of the written annotation.
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ def parse_args(argv):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--snapshot", required=True, help="snapshot folder (its VAE is used)")
     p.add_argument("--annotation", required=True, help="input jsonl with a `video` (or `image`) per line")
-    p.add_argument("--output_dir", required=True, help="folder for latents without a `latent` path")
-    p.add_argument("--out_annotation", default=None, help="output jsonl (default: <output_dir>/annotation.jsonl)")
+    p.add_argument("--output-dir", required=True, help="folder for latents without a `latent` path")
+    p.add_argument("--out-annotation", default=None, help="output jsonl (default: <output_dir>/annotation.jsonl)")
     p.add_argument("--resolutions", default="384x640", help="HxW pixel buckets, comma separated (multiples of 8)")
-    p.add_argument("--num_frames", type=int, default=121, help="video frames kept at most (121: 16 latent frames)")
+    p.add_argument("--num-frames", type=int, default=121, help="video frames kept at most (121: 16 latent frames)")
     p.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16", help="VAE compute dtype")
-    p.add_argument("--save_dtype", choices=("float16", "float32"), default="float16")
-    p.add_argument("--tile_size", type=int, default=None, help="spatial tiles of this many pixels (saves memory)")
+    p.add_argument("--save-dtype", choices=("float16", "float32"), default="float16")
+    p.add_argument("--tile-size", type=int, default=None, help="spatial tiles of this many pixels (saves memory)")
     p.add_argument("--seed", type=int, default=0, help="posterior sample of line i: fold_in(key(seed), i)")
-    p.add_argument("--on_error", choices=("fail", "skip"), default="fail")
+    p.add_argument("--on-error", choices=("fail", "skip"), default="fail")
     p.add_argument("--overwrite", action="store_true")
     add_debug_flag(p)
     from pyramid_jax.compile_cache import add_compile_cache_flags

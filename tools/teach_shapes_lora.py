@@ -91,12 +91,12 @@ def prepare(work: str, word: str, clips: int, size: int, frames: int) -> None:
     latents, features = os.path.join(work, "latents"), os.path.join(work, "features")
     if not os.path.isfile(os.path.join(latents, "annotation.jsonl")):
         run("tools/extract_video_latents.py", "--snapshot", snapshot, "--annotation", os.path.join(data, "train.jsonl"),
-            "--output_dir", latents, "--resolutions", f"{size}x{size}", "--num_frames", str(frames),
-            "--dtype", "float32", "--save_dtype", "float32")
+            "--output-dir", latents, "--resolutions", f"{size}x{size}", "--num-frames", str(frames),
+            "--dtype", "float32", "--save-dtype", "float32")
     if not os.path.isfile(os.path.join(features, "annotation.jsonl")):
         run("tools/extract_text_features.py", "--snapshot", snapshot, "--annotation",
-            os.path.join(latents, "annotation.jsonl"), "--output_dir", features, "--dtype", "float32",
-            "--save_dtype", "float32")
+            os.path.join(latents, "annotation.jsonl"), "--output-dir", features, "--dtype", "float32",
+            "--save-dtype", "float32")
 
 
 def train(work: str, overrides: list[str]) -> None:

@@ -21,7 +21,7 @@ def get_config() -> TrainConfig:
         output_dir="out/train_miniflux_384p_ar",
         mesh=MeshConfig(data=1, fsdp=-1),
         data=DataConfig(source=DataSource.LATENTS, batch_size=64, frames=16),
-        remat="dots_no_batch",
+        remat_policy="dots_no_batch",
         scan_layers=True,
         step=StepConfig(grad_accum=2),
         loop=LoopConfig(num_steps=40_000, max_units=16, log_every=10, save_every=2000),

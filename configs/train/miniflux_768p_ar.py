@@ -19,6 +19,6 @@ def get_config():
         variant="diffusion_transformer_768p",
         output_dir="out/train_miniflux_768p_ar",
         data=dataclasses.replace(config.data, frames=31),
-        remat="full",
+        remat_policy="full",
         loop=dataclasses.replace(config.loop, max_units=31),
     )

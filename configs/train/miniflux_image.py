@@ -2,7 +2,7 @@
 trained at once, lr 1e-4 with 1000 warmup steps, bf16 compute on fp32 master weights, 1024x1024 images.
 
 Data: images as 1-frame latents, extracted from the reference's image annotations (`image` records) with
-    python tools/extract_video_latents.py --annotation images.jsonl --num_frames 1 \
+    python tools/extract_video_latents.py --annotation images.jsonl --num-frames 1 \
         --resolutions 1024x1024,768x1280,1280x768 ...
 then `snapshot=<pyramid-flow-miniflux folder> data.annotation=... data.null_text=...` as for video.
 """

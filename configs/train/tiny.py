@@ -15,6 +15,7 @@ def get_config() -> TrainConfig:
         snapshot=os.path.join(REPO, "tests", "fixtures", "snapshots", "miniflux_tiny"),
         compute_dtype="float32",
         scan_layers=True,  # one block body per kind in the program: ~18% fewer XLA kernels, a faster compile
+        fast_compile=True,  # about half the compile seconds; compiling dominates a short run of this small model
         output_dir=os.path.join(REPO, "out", "train_tiny"),
         data=DataConfig(batch_size=4, frames=3, height=16, width=16),
         step=StepConfig(optimizer=OptimizerConfig(learning_rate=1e-3, warmup_steps=10), ema_every=10),

@@ -1,20 +1,15 @@
-"""The DiT as a pure jitted function of (state, inputs), for samplers and benchmarks that own their loops."""
+"""The DiT forward as a model program (`parallel/compiled.py`), for samplers and benchmarks that own their loops:
+`dit_forward(PlacedModel(dit, mesh), sample, encoder_hidden_states, encoder_attention_mask, pooled_projections,
+timestep_ratio)`."""
 
 from __future__ import annotations
 
-import jax
 from flax import nnx
 
+from pyramid_jax.parallel.compiled import ModelProgram
 
-def dit_apply_fn(graphdef: nnx.GraphDef):
-    """`apply(state, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio)`.
 
-    jit caches one program per input shape signature; `apply._cache_size()` counts the compiled programs.
-    """
-
-    @jax.jit
-    def apply(state, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio):
-        model = nnx.merge(graphdef, state)
-        return model(sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio)
-
-    return apply
+@ModelProgram
+def dit_forward(dit: nnx.Module, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections,
+                timestep_ratio):
+    return dit(sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio)

@@ -74,7 +74,7 @@ class Variant:
 class Family:
     """One model family: its DiT, text encoders, latent scaling and released variants."""
 
-    name: str  # the reference's `model_name`, e.g. "pyramid_flux"
+    name: str  # the family everywhere in this project (the reference's `model_name`), e.g. "pyramid_flux"
     short_name: str  # the release's name, e.g. "miniflux" (hub repo `rain1011/pyramid-flow-miniflux`, presets)
     config_class: type[FrozenConfig]  # its `CLASS_NAME` is the DiT config.json's `_class_name`
     module_class: Callable
@@ -171,11 +171,11 @@ def variant_folders() -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.folder for f in FAMILIES.values() for v in f.variants))
 
 
-def normalize_latents(z: jax.Array, model_name: str) -> jax.Array:
-    """VAE latents `[B, T, H, W, C]` -> DiT latents of family `model_name`."""
-    return get_family(model_name).latents.normalize(z)
+def normalize_latents(z: jax.Array, family: str) -> jax.Array:
+    """VAE latents `[B, T, H, W, C]` -> DiT latents of `family` (e.g. "pyramid_flux")."""
+    return get_family(family).latents.normalize(z)
 
 
-def denormalize_latents(z: jax.Array, model_name: str) -> jax.Array:
+def denormalize_latents(z: jax.Array, family: str) -> jax.Array:
     """Inverse of `normalize_latents`: DiT latents `[B, T, H, W, C]` -> VAE latents."""
-    return get_family(model_name).latents.denormalize(z)
+    return get_family(family).latents.denormalize(z)

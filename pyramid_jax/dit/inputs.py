@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Sequence
 
+import jax
 import jax.numpy as jnp
 
 from pyramid_jax.dit.tokens import ImageTokens, StageLayout, stage_rows, text_image_mask
+from pyramid_jax.layers.attention import TokenMask
 from pyramid_jax.parallel.rules import axis_multiple
+
+
+@dataclasses.dataclass(frozen=True)
+class StageGroups:
+    """Stages whose token sequences are alike (the same layout and the same image token ids) run through the blocks
+    as one batch: the model computes every row alone, so the numbers are those of separate runs, with one copy of
+    each block in the program per group instead of per stage (the training columns of one pyramid stage)."""
+
+    members: tuple[tuple[int, ...], ...]  # stage indices of each group, in order of their first stage
+
+    @classmethod
+    def of(cls, layouts: Sequence[StageLayout], image_tokens: Sequence[ImageTokens] | None) -> StageGroups:
+        """Equal layouts group when no image tokens are given (their ids are the layout's) or when the stages were
+        given one and the same `ImageTokens` object (same arrays: same values)."""
+        groups: dict = {}
+        for s, layout in enumerate(layouts):
+            ids = None if image_tokens is None else (id(image_tokens[s].frame), id(image_tokens[s].valid))
+            groups.setdefault((layout, ids), []).append(s)
+        return cls(tuple(tuple(g) for g in groups.values()))
+
+    def merge(self, per_stage: Sequence) -> list:
+        """Per-stage pytrees of `[B, ...]` arrays -> per group, the members' rows concatenated."""
+        return [jax.tree.map(lambda *xs: jnp.concatenate(xs), *(per_stage[s] for s in g)) for g in self.members]
+
+    def split(self, per_group: Sequence[jax.Array]) -> list[jax.Array]:
+        """Inverse of `merge` for per-group arrays `[len(group) * B, ...]`."""
+        out = [None] * sum(map(len, self.members))
+        for g, x in zip(self.members, per_group):
+            for s, part in zip(g, jnp.split(x, len(g))):
+                out[s] = part
+        return out
 
 
 def stage_layouts(sample, channels: int, encoder_hidden_states, encoder_attention_mask, pooled_projections,
@@ -34,8 +68,10 @@ def stage_layouts(sample, channels: int, encoder_hidden_states, encoder_attentio
 def stage_inputs(sample, channels: int, temporal_causal: bool, embed_time_text: Callable, embed_text: Callable,
                  encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio,
                  image_tokens: Sequence[ImageTokens] | None = None):
-    """Per stage s: its layout, image token ids (`ImageTokens`), number of masked lead tokens to put in front of its
-    image tokens, conditioning vector `temb [B, D]`, text stream `[B, L, D]` and attention mask.
+    """Per group of alike stages (`StageGroups`, returned last): its layout, image token ids (`ImageTokens`), number
+    of masked lead tokens to put in front of its image tokens, conditioning vector `temb [G*B, D]`, text stream
+    `[G*B, L, D]` and attention mask, the rows of its G stages one after the other (`StageGroups.merge` the sample the
+    same way, `StageGroups.split` the outputs).
 
     Traced on a mesh whose `sequence` axis splits tokens, the text and each stage's image tokens are padded (masked
     text pad at the end, image lead tokens in front) to a multiple of that axis, so that they split, never replicate.
@@ -46,6 +82,7 @@ def stage_inputs(sample, channels: int, temporal_causal: bool, embed_time_text: 
     """
     layouts = stage_layouts(sample, channels, encoder_hidden_states, encoder_attention_mask, pooled_projections,
                             timestep_ratio)
+    groups = StageGroups.of(layouts, image_tokens)
     if image_tokens is None:
         image_tokens = [ImageTokens.unpadded(layout) for layout in layouts]
     for s, (layout, image) in enumerate(zip(layouts, image_tokens, strict=True)):
@@ -63,4 +100,8 @@ def stage_inputs(sample, channels: int, temporal_causal: bool, embed_time_text: 
     text = stage_rows(embed_text(encoder_hidden_states), num_stages)
     masks = [text_image_mask(valid, image, temporal_causal)
              for valid, image in zip(stage_rows(encoder_attention_mask, num_stages), image_tokens)]
-    return layouts, image_tokens, leads, temb, text, masks
+    first = [g[0] for g in groups.members]
+    masks = [TokenMask(valid, masks[s].frame, query) for s, (valid, query) in
+             zip(first, groups.merge([(m.valid, m.query_valid) for m in masks]))]
+    return ([layouts[s] for s in first], [image_tokens[s] for s in first], [leads[s] for s in first],
+            groups.merge(temb), groups.merge(text), masks, groups)

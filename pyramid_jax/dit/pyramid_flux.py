@@ -65,11 +65,12 @@ class PyramidFluxTransformer(nnx.Module):
     def __call__(self, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio,
                  image_tokens=None):
         cfg = self.config
-        layouts, image_tokens, leads, temb, text, masks = stage_inputs(
+        layouts, image_tokens, leads, temb, text, masks, groups = stage_inputs(
             sample, cfg.latent_channels, cfg.use_temporal_causal, self.time_text_embed, self.context_embedder,
             encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio, image_tokens)
         ropes = [flux_rope(layout, image.frame, lead, text[0].shape[1], cfg.axes_dims_rope)
                  for layout, image, lead in zip(layouts, image_tokens, leads)]
+        sample = groups.merge(sample)  # alike stages as one batch
         image = [pad_front(self.x_embedder(jnp.concatenate([pack_2x2(clip) for clip in clips], axis=1)), lead)
                  for clips, lead in zip(sample, leads)]
 
@@ -89,5 +90,5 @@ class PyramidFluxTransformer(nnx.Module):
         for x, t, layout in zip(joint, temb, layouts):
             current = x[:, x.shape[1] - layout.current.num_tokens:]
             outputs.append(unpack_2x2(self.proj_out(self.norm_out(current, t)), layout.current))
-        return outputs
+        return groups.split(outputs)
 

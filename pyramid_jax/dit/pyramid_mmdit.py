@@ -63,12 +63,13 @@ class PyramidDiffusionMMDiT(nnx.Module):
     def __call__(self, sample, encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio,
                  image_tokens=None):
         cfg = self.config
-        layouts, image_tokens, leads, temb, text, masks = stage_inputs(
+        layouts, image_tokens, leads, temb, text, masks, groups = stage_inputs(
             sample, cfg.latent_channels, cfg.use_temporal_causal, self.time_text_embed, self.context_embedder,
             encoder_hidden_states, encoder_attention_mask, pooled_projections, timestep_ratio, image_tokens)
         text_len = text[0].shape[1]
         ropes = [temporal_rope(layout, image.frame, text_len, cfg.attention_head_dim, cfg.add_temp_pos_embed)
                  for layout, image in zip(layouts, image_tokens)]
+        sample = groups.merge(sample)  # alike stages as one batch
         image = [pad_front(self.pos_embed(clips, layout), lead) for clips, layout, lead in zip(sample, layouts, leads)]
 
         def joint_stream(call, streams):
@@ -85,4 +86,4 @@ class PyramidDiffusionMMDiT(nnx.Module):
         for h, t, layout in zip(image, temb, layouts):
             current = h[:, h.shape[1] - layout.current.num_tokens:]
             outputs.append(unpack_2x2(self.proj_out(self.norm_out(current, t)), layout.current))
-        return outputs
+        return groups.split(outputs)

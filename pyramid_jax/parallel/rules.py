@@ -94,18 +94,6 @@ def state_shardings(state: nnx.State, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RU
     return jax.tree.map(sharding, state, is_leaf=lambda x: isinstance(x, nnx.Variable))
 
 
-def shard_module(module: nnx.Module, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> nnx.Module:
-    """Places every parameter of `module` on `mesh` by the rules (in place) and returns the module."""
-    state = nnx.state(module)
-    nnx.update(module, jax.device_put(state, state_shardings(state, mesh, rules)))
-    return module
-
-
 def batch_sharding(mesh: Mesh, shape: Sequence[int], rules: Rules = LOGICAL_AXIS_RULES) -> NamedSharding:
     """Sharding of an activation whose leading axis is the batch; other axes replicated."""
     return NamedSharding(mesh, logical_to_spec(("batch",) + (None,) * (len(shape) - 1), shape, mesh, rules))
-
-
-def shard_batch(tree, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES):
-    """Puts every array of `tree` on `mesh`, split along its leading (batch) axis by `batch_sharding`."""
-    return jax.tree.map(lambda x: jax.device_put(x, batch_sharding(mesh, x.shape, rules)), tree)

@@ -5,13 +5,14 @@ A video is generated one unit (latent frame) at a time. Each unit runs every sta
 starts from noise, jumps to the next stage by nearest upsampling plus block noise, and at every Euler step calls
 the DiT on `[history clips..., current latent]` with classifier-free guidance (pipeline_spec.md §4).
 
-Programs are cached by jit on (history capacity, step counts, shapes). A unit's history is padded to its bucket's
-capacity (`sampling/buckets.py`) with masked pad frames whose count is a runtime input, so a video of `temp` units
-compiles one first-unit program and about `log2(temp) - 1` history programs once (4 for temp 16, 5 for temp 31),
-and every later video of the same size reuses them. Under a mesh the DiT parameters keep the loader's shardings
-(fsdp / tensor), the programs are traced on the mesh (the DiT's logical-axis constraints apply), rows are split over
-`data` x `fsdp` (padded with repeated samples to a multiple of it) and tokens over `sequence` (padded with masked
-tokens, see `dit/inputs.py`), so each program is one SPMD program whose per-device memory falls with the devices.
+Programs are compiled once per process (`parallel/compiled.py`) for each (history capacity, step counts, shapes).
+A unit's history is padded to its bucket's capacity (`sampling/buckets.py`) with masked pad frames whose count is a
+runtime input, so a video of `temp` units compiles one first-unit program and about `log2(temp) - 1` history
+programs once (4 for temp 16, 5 for temp 31), and every later video of the same size reuses them. Under a mesh the
+DiT parameters are placed by the rule table (fsdp / tensor; a DiT loaded onto the mesh stays where it is), the
+programs are traced on the mesh (the DiT's logical-axis constraints apply), rows are split over `data` x `fsdp`
+(padded with repeated samples to a multiple of it) and tokens over `sequence` (padded with masked tokens, see
+`dit/inputs.py`), so each program is one SPMD program whose per-device memory falls with the devices.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from flax import nnx
 from jax.sharding import Mesh
 
 from pyramid_jax.dit.tokens import ImageTokens, StageLayout
-from pyramid_jax.parallel.rules import axis_multiple, shard_batch
+from pyramid_jax.parallel.compiled import ModelProgram, PlacedModel
+from pyramid_jax.parallel.rules import axis_multiple
 from pyramid_jax.sampling.buckets import bucket_capacity, history_buckets
 from pyramid_jax.sampling.finite import FiniteCheck
 from pyramid_jax.sampling.history import past_conditions
@@ -62,10 +64,10 @@ def guidance_batch(x: jax.Array, guided: bool) -> jax.Array:
     return jnp.concatenate([x, x]) if guided else x
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "scheduler", "steps", "guided"))
-def denoise_unit(state: nnx.State, history: tuple[jax.Array, ...], noise: UnitNoise, text: TextConditioning,
-                 guidance_scale: jax.Array, pad_frames: jax.Array | None, *, graphdef: nnx.GraphDef,
-                 scheduler: PyramidFlowScheduler, steps: tuple[int, ...], guided: bool) -> tuple[jax.Array, ...]:
+@functools.partial(ModelProgram, static_argnames=("scheduler", "steps", "guided"))
+def denoise_unit(dit: nnx.Module, history: tuple[jax.Array, ...], noise: UnitNoise, text: TextConditioning,
+                 guidance_scale: jax.Array, pad_frames: jax.Array | None, *, scheduler: PyramidFlowScheduler,
+                 steps: tuple[int, ...], guided: bool) -> tuple[jax.Array, ...]:
     """Every stage of one unit; returns each stage's final latent `[B, 1, h_k, w_k, C]` (the last is the frame).
 
     `history` holds the generated frames `[B, 1, H, W, C]` so far (empty for the first frame); latents are carried
@@ -93,8 +95,8 @@ def denoise_unit(state: nnx.State, history: tuple[jax.Array, ...], noise: UnitNo
         def step(x, t_delta, conditions=conditions, tokens=tokens):
             t, delta = t_delta
             current = guidance_batch(x, guided)  # the DiT's sample: one column, history clips then the current
-            velocity = nnx.merge(graphdef, state)([conditions + [current]], text.embeds, text.mask, text.pooled,
-                                                  jnp.full((current.shape[0],), t, dtype), **tokens)[0]
+            velocity = dit([conditions + [current]], text.embeds, text.mask, text.pooled,
+                           jnp.full((current.shape[0],), t, dtype), **tokens)[0]
             if guided:
                 velocity = guide(velocity, guidance_scale)
             return euler_step(x, velocity, delta), None
@@ -105,9 +107,12 @@ def denoise_unit(state: nnx.State, history: tuple[jax.Array, ...], noise: UnitNo
 
 
 def pad_batch(history: tuple[jax.Array, ...], noise: UnitNoise, text: TextConditioning, guided: bool,
-              mesh: Mesh) -> tuple:
+              mesh: Mesh | None) -> tuple:
     """Samples repeated (the last one) until the DiT's rows (2B with guidance) split evenly over the mesh axes of
-    `batch`: a batch they do not divide would otherwise be replicated. Pad results are dropped by the caller."""
+    `batch`: a batch they do not divide would otherwise be replicated. Pad results are dropped by the caller.
+    Without a mesh, the inputs as they are."""
+    if mesh is None:
+        return history, noise, text
     shards = axis_multiple("batch", mesh)
     batch = noise.latent.shape[0]
     rows = 2 if guided else 1
@@ -125,17 +130,16 @@ def pad_batch(history: tuple[jax.Array, ...], noise: UnitNoise, text: TextCondit
 
 
 class PyramidSampler:
-    """Generates latent videos `[B, T, H, W, C]` with a DiT; owns nothing but the split DiT, the schedule and the
-    mesh (None: inputs stay where they are). A DiT used under a mesh should be loaded onto it (`load_dit(mesh=)`).
+    """Generates latent videos `[B, T, H, W, C]` with a DiT; owns nothing but the DiT placed on the mesh (None:
+    inputs stay where they are), and the schedule. A DiT loaded onto the mesh (`load_dit(mesh=)`) is used in place.
 
     `pad_history=False` gives every unit its exact, unpadded history (one program per unit; the DiT then needs no
     `image_tokens` argument)."""
 
     def __init__(self, dit: nnx.Module, scheduler: PyramidFlowScheduler | None = None, mesh: Mesh | None = None,
                  pad_history: bool = True):
-        self.graphdef, self.state = nnx.split(dit)
+        self.dit = PlacedModel(dit, mesh)
         self.scheduler = scheduler or PyramidFlowScheduler()
-        self.mesh = mesh
         self.pad_history = pad_history
 
     def unit(self, history: Sequence[jax.Array], noise: UnitNoise, text: TextConditioning,
@@ -160,16 +164,11 @@ class PyramidSampler:
                 raise ValueError(f"history_capacity {history_capacity} is smaller than the {len(history)} frames")
             pad_frames = jnp.int32(history_capacity - len(history))
             history = (jnp.zeros_like(history[0]),) * (history_capacity - len(history)) + history
-        inputs = (history, noise, text)
-        if self.mesh is None:
-            return denoise_unit(self.state, *inputs, jnp.float32(guidance_scale if guided else 0), pad_frames,
-                                graphdef=self.graphdef, scheduler=self.scheduler, steps=steps, guided=guided)
+        inputs = self.dit.place(pad_batch(history, noise, text, guided, self.dit.mesh))
+        stages = denoise_unit(self.dit, *inputs, jnp.float32(guidance_scale if guided else 0), pad_frames,
+                              scheduler=self.scheduler, steps=steps, guided=guided)
         batch = noise.latent.shape[0]
-        inputs = shard_batch(pad_batch(*inputs, guided, self.mesh), self.mesh)
-        with jax.sharding.use_abstract_mesh(self.mesh.abstract_mesh):  # the DiT's `constrain` calls apply
-            stages = denoise_unit(self.state, *inputs, jnp.float32(guidance_scale if guided else 0), pad_frames,
-                                  graphdef=self.graphdef, scheduler=self.scheduler, steps=steps, guided=guided)
-        return tuple(x[:batch] for x in stages)
+        return stages if stages[0].shape[0] == batch else tuple(x[:batch] for x in stages)
 
     def video(self, text: TextConditioning, noise: NoiseSource, temp: int, num_inference_steps: Sequence[int],
               video_num_inference_steps: Sequence[int], guidance_scale: float, video_guidance_scale: float,
@@ -214,5 +213,5 @@ class PyramidSampler:
 
     @staticmethod
     def num_programs() -> int:
-        """Unit programs compiled so far in this process (all samplers share the jit cache)."""
-        return denoise_unit._cache_size()
+        """Unit programs compiled so far in this process (all samplers share them)."""
+        return denoise_unit.num_programs()

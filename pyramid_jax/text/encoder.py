@@ -6,14 +6,14 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple, Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax.sharding import Mesh
 
 from pyramid_jax.dit.families import TextLayout, get_family
-from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, batch_sharding, shard_batch
+from pyramid_jax.parallel.compiled import ModelProgram, PlacedModel
+from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, constrain
 from pyramid_jax.snapshot import Snapshot
 from pyramid_jax.text.clip import CLIPTextModel
 from pyramid_jax.text.conditioning import TextConditioning
@@ -30,12 +30,16 @@ class Tokens(NamedTuple):
     t5_mask: np.ndarray  # [B, 128], 1 = token (including `</s>`), 0 = pad
 
 
-def _encode(graphdefs, projected: bool, dtype, place, states, tokens: Tokens):
-    *clips, t5 = (nnx.merge(g, s) for g, s in zip(graphdefs, states))
+@functools.partial(ModelProgram, static_argnames=("projected", "dtype", "rules"))
+def encode_tokens(models: tuple[nnx.Module, ...], tokens: Tokens, *, projected: bool, dtype,
+                  rules: Rules) -> TextConditioning:
+    """`models` = (CLIPs..., T5) on `tokens`; the outputs held batch-sharded on the mesh traced under (if any)."""
+    *clips, t5 = models
     outputs = [clip(ids) for clip, ids in zip(clips, tokens.clip_ids)]
     pooled = jnp.concatenate([o.text_embeds if projected else o.pooler_output for o in outputs], axis=-1)
     embeds = t5(tokens.t5_ids, tokens.t5_mask)
-    return TextConditioning(place(embeds.astype(dtype)), place(tokens.t5_mask), place(pooled.astype(dtype)))
+    return TextConditioning(*(constrain(x, ("batch",) + (None,) * (x.ndim - 1), rules)
+                              for x in (embeds.astype(dtype), tokens.t5_mask, pooled.astype(dtype))))
 
 
 class TextEncoder:
@@ -50,12 +54,9 @@ class TextEncoder:
     def __init__(self, family: TextLayout, clip_tokenizers: Sequence, t5_tokenizer, clips: Sequence[CLIPTextModel],
                  t5: T5Encoder, dtype=jnp.float32, mesh: Mesh | None = None, rules: Rules = LOGICAL_AXIS_RULES):
         self.family, self.clip_tokenizers, self.t5_tokenizer = family, tuple(clip_tokenizers), t5_tokenizer
-        self.clips, self.t5, self.mesh, self.rules = tuple(clips), t5, mesh, rules
+        self.clips, self.t5, self.dtype = tuple(clips), t5, dtype
         self.clip_max_length = self.clip_tokenizers[0].model_max_length
-        graphdefs, self._states = zip(*(nnx.split(m) for m in (*self.clips, t5)))
-        place = (lambda x: x) if mesh is None else (
-            lambda x: jax.lax.with_sharding_constraint(x, batch_sharding(mesh, x.shape, rules)))
-        self._encode = jax.jit(functools.partial(_encode, graphdefs, family.projected, dtype, place))
+        self.models = PlacedModel((*self.clips, t5), mesh, rules)
 
     def tokenize(self, prompts: str | Sequence[str]) -> Tokens:
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
@@ -68,10 +69,8 @@ class TextEncoder:
         return Tokens(clip_ids, np.asarray(t5["input_ids"], np.int32), np.asarray(t5["attention_mask"], np.int32))
 
     def __call__(self, prompts: str | Sequence[str]) -> TextConditioning:
-        tokens = self.tokenize(prompts)
-        if self.mesh is not None:
-            tokens = shard_batch(tokens, self.mesh, self.rules)
-        return self._encode(self._states, tokens)
+        return encode_tokens(self.models, self.models.place(self.tokenize(prompts)), projected=self.family.projected,
+                             dtype=self.dtype, rules=self.models.rules)
 
 
 def load_text_encoder(snapshot: str | Snapshot, family: str = "pyramid_flux", dtype=jnp.float32,

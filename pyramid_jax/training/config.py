@@ -34,8 +34,9 @@ class TrainConfig:
     output_dir: str = "out/train"  # checkpoints go to <output_dir>/checkpoints
     max_to_keep: int = 3
     ema: bool = True
-    remat: str = "none"  # the DiT's per-block remat policy (layers/remat.py), e.g. "dots_no_batch"
+    remat_policy: str = "none"  # the DiT config's per-block remat policy (layers/remat.py), e.g. "dots_no_batch"
     scan_layers: bool = False  # run the DiT block stacks as one lax.scan (fast compiles for deep models)
+    fast_compile: bool = False  # step programs at XLA backend optimisation 0 (train_step.FAST_COMPILE): short CPU runs
     distributed: Distributed = Distributed.AUTO  # jax.distributed.initialize(): auto-detected, on or off
     mesh: MeshConfig = MeshConfig()
     data: DataConfig = DataConfig()
@@ -45,8 +46,8 @@ class TrainConfig:
 
 
     def __post_init__(self):
-        if self.remat not in REMAT_POLICIES:
-            raise ConfigError(f"unknown remat {self.remat!r}; choose one of {sorted(REMAT_POLICIES)}")
+        if self.remat_policy not in REMAT_POLICIES:
+            raise ConfigError(f"unknown remat_policy {self.remat_policy!r}; choose one of {sorted(REMAT_POLICIES)}")
 
 
 def load_train_config(path: str):

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Protocol
 import jax
 import numpy as np
 
+from pyramid_jax.compile_cache import compile_records, track_compile_times
 from pyramid_jax.training.checkpoint import TrainCheckpointer
 from pyramid_jax.training.objective import PyramidObjective
 from pyramid_jax.training.throughput import StepCost, step_cost, throughput_report
@@ -37,6 +38,9 @@ class LoopConfig:
     seed: int = 42
     temporal_pyramid: bool = True  # DiT AR mode: allocate units per stage each step; False trains every frame
     max_units: int = 16  # DiT AR positions cycled through (latent frames of the longest clip)
+    # DiT AR: pad histories to `unit_capacities` buckets (unit counts a runtime input): a cycle of max_units
+    # allocations compiles len(history_buckets(max_units)) + 1 step programs, not max_units; the same loss.
+    bucket_units: bool = True
     log_every: int = 10
     save_every: int = 1000
 
@@ -53,7 +57,10 @@ def pyramid_plan(objective: PyramidObjective, config: LoopConfig, dit_config=Non
         if config.temporal_pyramid:
             batch = dataclasses.replace(batch, units=stage_units(
                 step + 1, config.max_units, objective.num_stages, available=batch.latents.shape[1]))
+        # the cost of the real (unpadded) tokens
         cost = step_cost(objective, tuple(batch.latents.shape), batch.text.embeds.shape[1], batch.units, dit_config)
+        if config.bucket_units:
+            batch = batch.bucketed(config.max_units)
         return batch, cost
 
     return plan
@@ -104,9 +111,12 @@ def train(state: TrainState, step_fn: Callable, batches: BatchSource, plan: Step
     step = int(state.step)
     window, tokens, flops, started = [], 0, 0, time.perf_counter()
     source = batches(step, data_state)
+    programs = StepPrograms(step_fn, log)
     while step < config.num_steps:
         batch, cost = plan(next(source), step)
+        called = time.perf_counter()
         state, metrics = step_fn(state, batch, step_key(config.seed, step))
+        programs.after_step(batch, time.perf_counter() - called)
         step += 1
         window.append(metrics)
         tokens += cost.tokens
@@ -124,4 +134,40 @@ def train(state: TrainState, step_fn: Callable, batches: BatchSource, plan: Step
             checkpointer.save(state, {"seed": config.seed, "step": step, **data, **(record or {})})
     if checkpointer is not None:
         checkpointer.wait()
+    programs.summary()
     return state
+
+
+class StepPrograms:
+    """Counts the step programs jit compiled (its cache size) and logs each new one with the batch's units and the
+    seconds of the step call that compiled it (tracing and compiling; XLA's share from `compile_records`), and a
+    summary at the end of the run."""
+
+    def __init__(self, step_fn: Callable, log: Callable[[str], None]):
+        track_compile_times()
+        self.cache_size = getattr(step_fn, "_cache_size", None)
+        self.log, self.first = log, self.count()
+        self.seconds: list[float] = []
+        self.records = len(compile_records())
+
+    def count(self) -> int:
+        return 0 if self.cache_size is None else self.cache_size()
+
+    def after_step(self, batch, seconds: float) -> None:
+        """After a step call of `seconds` on `batch`."""
+        records = compile_records()
+        xla = sum(r.seconds for r in records[self.records:])
+        self.records = len(records)
+        if self.count() <= self.first + len(self.seconds):
+            return
+        self.seconds.append(seconds)
+        padded, units = getattr(batch, "padded_units", None), getattr(batch, "units", None)
+        what = (f" (AR units {tuple(int(n) for n in padded.counts)}, histories padded to {padded.capacities})"
+                if padded is not None else f" (AR units {units})" if units is not None else "")
+        self.log(f"step program {len(self.seconds)}{what}: {seconds:.1f} s to trace and compile"
+                 + (f" (XLA {xla:.1f} s)" if xla else ""))
+
+    def summary(self) -> None:
+        if self.seconds:
+            self.log(f"{len(self.seconds)} step program(s) compiled, {sum(self.seconds):.1f} s in all "
+                     f"({', '.join(f'{s:.1f}' for s in self.seconds)} s)")

@@ -20,11 +20,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from pyramid_jax.dit.tokens import ImageTokens, StageLayout
 from pyramid_jax.sampling import PyramidFlowScheduler, TextConditioning
-from pyramid_jax.sampling.history import history_clips
+from pyramid_jax.sampling.history import PaddedHistory, history_clips
 from pyramid_jax.sampling.pyramid import latent_pyramid, lowest_stage_noise, upsample_nearest_2x
 from pyramid_jax.training.columns import ColumnLayout
 from pyramid_jax.training.text_dropout import drop_text
+from pyramid_jax.training.units import PaddedUnits
 
 
 class Randomness(Protocol):
@@ -40,7 +42,10 @@ class Randomness(Protocol):
         """U(0, 1) `[B]`, scaled by the corrupt ratio into each sample's history-corruption sigma."""
 
     def corrupt_noise(self, column: int, clip: int, shape: tuple[int, ...]) -> jax.Array:
-        """N(0, 1) for history clip `clip` (oldest first) of `column`."""
+        """N(0, 1) for history clip `clip` (oldest first) of `column`.
+
+        Padded histories (`PaddedUnits`) call it with a traced `clip` and more frames than the clip has: frames
+        `:t` of such a draw must equal the draw of `t` frames (`KeyRandomness` has this property)."""
 
     def text_dropout_u(self, batch: int) -> jax.Array:
         """U(0, 1) `[N]`; a caption is dropped where it is <= the dropout rate."""
@@ -95,6 +100,10 @@ class FlowInputs(NamedTuple):
     timesteps: jax.Array  # [B*S] DiT timesteps, row b*S + s
     targets: list[jax.Array]  # per column: velocity of the noisy clip `[B, T, H, W, C]`
     sigmas: list[jax.Array]  # per column: the local sigma `[B]` (the reference's "ratios")
+    image_tokens: list[ImageTokens] | None = None  # per column, for padded histories (the DiT's `image_tokens`)
+
+    def dit_kwargs(self) -> dict:
+        return {} if self.image_tokens is None else dict(image_tokens=self.image_tokens)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,10 +130,13 @@ class PyramidObjective:
     def num_stages(self) -> int:
         return len(self.sample_ratios)
 
-    def inputs(self, latents: jax.Array, rand: Randomness, units: Sequence[int] | None = None) -> FlowInputs:
+    def inputs(self, latents: jax.Array, rand: Randomness,
+               units: Sequence[int] | PaddedUnits | None = None) -> FlowInputs:
         """DiT inputs and targets for normalized latents `[N, T, H, W, C]`.
 
-        `units=None`: non-AR mode. Otherwise AR mode with `units[k]` units (latent frames) for stage k.
+        `units=None`: non-AR mode. Otherwise AR mode with `units[k]` units (latent frames) for stage k: a tuple
+        (static, the exact history: one program per allocation), or `PaddedUnits` (runtime counts, each column's
+        history padded to its stage's capacity with masked pad frames: one program per bucket, the same loss).
         """
         num_stages, cols, sched = self.num_stages, self.columns, self.scheduler
         pyramid = latent_pyramid(latents, num_stages)
@@ -132,40 +144,89 @@ class PyramidObjective:
         # stage k's noise is the full noise brought down to its resolution: nested, i.i.d. unit variance
         noises = [lowest_stage_noise(noise, num_stages - k) for k in range(num_stages)]
         batch, frames_total = cols.batch_per_column(latents.shape[0]), latents.shape[1]
-        sample, timesteps, targets, sigmas = [], [], [], []
+        padded = isinstance(units, PaddedUnits)
+        sample, timesteps, targets, sigmas, image_tokens, stage_tokens = [], [], [], [], [], {}
         for c, k in enumerate(cols.column_stages):
             timestep, sigma = draw_timesteps(sched, k, rand.timestep_u(c, batch))
-            num_units = frames_total if units is None else min(units[k], frames_total)
-            frames = slice(None) if units is None else slice(num_units - 1, num_units)
+            if units is None:
+                num_units, frames = frames_total, slice(None)
+            elif padded:
+                num_units = jnp.minimum(units.counts[k], frames_total)
+                frames = functools.partial(jax.lax.dynamic_slice_in_dim, start_index=num_units - 1, slice_size=1,
+                                           axis=1)
+            else:
+                num_units = min(units[k], frames_total)
+                frames = slice(num_units - 1, num_units)
+
+            def cut(x, frames=frames):
+                return frames(x) if callable(frames) else x[:, frames]
 
             def level(i):
-                return cols.column(pyramid[i], c)[:, frames]
+                return cut(cols.column(pyramid[i], c))
 
-            eps = cols.column(noises[k], c)[:, frames]
+            eps = cut(cols.column(noises[k], c))
             s0, s1 = sched.start_sigmas[k], sched.end_sigmas[k]
             start = eps if k == 0 else s0 * eps + (1 - s0) * upsample_nearest_2x(level(k - 1))
             end = level(k) if k == num_stages - 1 else s1 * eps + (1 - s1) * level(k)
             r = sigma[:, None, None, None, None]
             clips = [r * start + (1 - r) * end]
-            if units is not None:
+            if padded:
+                history = self._padded_history(pyramid, rand, c, k, num_units, units.capacities[k])
+                clips = history + clips
+                if k not in stage_tokens:  # one object per stage: the DiT runs a stage's columns as one batch
+                    layout = StageLayout.from_clips(clips, batch, clips[-1].shape[-1], c)
+                    stage_tokens[k] = ImageTokens.leading_pad(layout, units.capacities[k] - (num_units - 1))
+                image_tokens.append(stage_tokens[k])
+            elif units is not None:
                 clips = self._history(pyramid, rand, c, k, num_units) + clips
             sample.append(clips)
             timesteps.append(timestep)
             targets.append(start - end)
             sigmas.append(sigma)
-        return FlowInputs(sample, cols.interleave(timesteps), targets, sigmas)
+        return FlowInputs(sample, cols.interleave(timesteps), targets, sigmas, image_tokens if padded else None)
+
+    def _corruption_sigma(self, rand: Randomness, column: int, batch: int) -> jax.Array:
+        return (rand.corrupt_sigma_u(column, batch) * self.corrupt_ratio)[:, None, None, None, None]
 
     def _history(self, pyramid, rand: Randomness, column: int, stage: int, num_units: int) -> list[jax.Array]:
         """Column `column`'s history clips, each corrupted toward noise by one per-sample sigma ~ U(0, ratio)."""
         layout = history_clips(num_units - 1, stage)
         if not layout:
             return []
-        batch = pyramid[0].shape[0] // self.columns.num_columns
-        sigma = (rand.corrupt_sigma_u(column, batch) * self.corrupt_ratio)[:, None, None, None, None]
+        sigma = self._corruption_sigma(rand, column, pyramid[0].shape[0] // self.columns.num_columns)
         out = []
         for j, clip in enumerate(layout):
             clean = self.columns.column(pyramid[clip.level], column)[:, clip.start:clip.stop]
             noise = rand.corrupt_noise(column, j, clean.shape).astype(clean.dtype)
+            out.append(sigma * noise + (1 - sigma) * clean)
+        return out
+
+    def _padded_history(self, pyramid, rand: Randomness, column: int, stage: int, num_units: jax.Array,
+                        capacity: int) -> list[jax.Array]:
+        """`_history` for `num_units` (traced) units, padded to `capacity` frames (`PaddedHistory`): the real
+        frames hold the same values and draw the same noise (the unpadded clip's draw, moved to the padded clip's
+        end), the leading pad frames are zeros."""
+        if capacity == 0:
+            return []
+        if not jax.config.jax_threefry_partitionable:  # else a longer draw does not begin with the shorter one
+            raise ValueError("padded AR histories (loop.bucket_units) need jax_threefry_partitionable on (JAX's "
+                             "default); turn it back on or set loop.bucket_units=false")
+        plan = PaddedHistory(capacity, stage)
+        frames = num_units - 1
+        sigma = self._corruption_sigma(rand, column, pyramid[0].shape[0] // self.columns.num_columns)
+        source, real = jnp.asarray(plan.source)[frames], jnp.asarray(plan.real)[frames]
+        out = []
+        for p, clip in enumerate(plan.clips):
+            level = self.columns.column(pyramid[clip.level], column)
+            # the padded timeline is `capacity - frames` zero frames, then the video's: frame t is timeline[t + frames]
+            timeline = jnp.concatenate([jnp.zeros((level.shape[0], capacity, *level.shape[2:]), level.dtype), level],
+                                       axis=1)
+            length = clip.stop - clip.start
+            clean = jax.lax.dynamic_slice_in_dim(timeline, clip.start + frames, length, axis=1)
+            lead = length - real[p]  # pad frames at the clip's start
+            draw = rand.corrupt_noise(column, jnp.maximum(source[p], 0), clean.shape).astype(clean.dtype)
+            is_real = (jnp.arange(length) >= lead)[None, :, None, None, None]
+            noise = jnp.where(is_real, jnp.roll(draw, lead, axis=1), 0)
             out.append(sigma * noise + (1 - sigma) * clean)
         return out
 
@@ -175,7 +236,7 @@ class PyramidObjective:
         inputs = self.inputs(latents, rand, units)
         if null_text is not None:
             text = drop_text(text, null_text, rand.text_dropout_u(latents.shape[0]), self.text_dropout)
-        preds = dit(inputs.sample, *text, inputs.timesteps)
+        preds = dit(inputs.sample, *text, inputs.timesteps, **inputs.dit_kwargs())
         return flow_matching_loss(preds, inputs.targets)
 
 

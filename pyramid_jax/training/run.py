@@ -27,7 +27,7 @@ from pyramid_jax.training.loop import pyramid_plan, start_run, train
 from pyramid_jax.training.lora import adapted_model, split_for_lora
 from pyramid_jax.training.optimizer import gradient_transform
 from pyramid_jax.training.train_state import init_train_state, split_for_training
-from pyramid_jax.training.train_step import make_train_step
+from pyramid_jax.training.train_step import FAST_COMPILE, make_train_step
 from pyramid_jax.vae.load import load_vae
 
 
@@ -38,18 +38,19 @@ def train_dit(config: TrainConfig, log: Callable[[str], None] = print) -> str:
     dtype = jnp.dtype(config.compute_dtype)
     mesh = make_mesh(**dataclasses.asdict(config.mesh))
     snapshot = Snapshot(config.snapshot)
-    dit_path, options = snapshot.dit(config.variant), dict(remat_policy=config.remat, scan_layers=config.scan_layers)
+    dit_path = snapshot.dit(config.variant)
+    options = dict(remat_policy=config.remat_policy, scan_layers=config.scan_layers)
     lora = config.lora
     if config.from_scratch:
         model = DIT.init(read_dit_config(dit_path, **options), config.loop.seed, jnp.float32, mesh)
     else:
         model = load_dit(dit_path, jnp.dtype(lora.base_dtype) if lora.enabled else jnp.float32, mesh, **options)
-    model_name = family_of_config(model.config).name  # text encoders and latent scaling follow the DiT
+    family = family_of_config(model.config).name  # text encoders and latent scaling follow the DiT
     needs_text_encoder = (config.step.objective.text_dropout > 0 and not data.null_text) or (
         data.source is not DataSource.SYNTHETIC and not data.text_features)
-    text_encoder = load_text_encoder(snapshot, model_name, dtype, mesh) if needs_text_encoder else None
+    text_encoder = load_text_encoder(snapshot, family, dtype, mesh) if needs_text_encoder else None
     vae = load_vae(snapshot.vae, dtype, mesh) if data.source is DataSource.VIDEOS else None
-    batches = batch_source(data, model.config, seed=config.loop.seed, mesh=mesh, model_name=model_name,
+    batches = batch_source(data, model.config, seed=config.loop.seed, mesh=mesh, family=family,
                            vae=vae, text_encoder=text_encoder, log=log)
     null_text = None
     if config.step.objective.text_dropout > 0:
@@ -65,7 +66,8 @@ def train_dit(config: TrainConfig, log: Callable[[str], None] = print) -> str:
     state = init_train_state(params, buffers, gradient_transform(config.step.optimizer), ema=config.ema)
     state, shardings, checkpointer, restored = start_run(state, mesh, config.output_dir, config.max_to_keep,
                                                          config.loop.seed, log, save_buffers=not lora.enabled)
-    step_fn = make_train_step(graphdef, config.step, null_text, shardings, model=adapted)
+    step_fn = make_train_step(graphdef, config.step, null_text, shardings, model=adapted,
+                              compiler_options=FAST_COMPILE if config.fast_compile else None)
 
     n_params = sum(x.size for x in jax.tree.leaves(state.params))
     log(f"training {n_params / 1e6:.3g}M {'LoRA ' if lora.enabled else ''}parameters on {jax.device_count()} "

@@ -8,9 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import NamedSharding
 
-from pyramid_jax.parallel.rules import logical_to_spec
+from pyramid_jax.parallel.compiled import ModelProgram, PlacedModel, place_inputs
 from pyramid_jax.vae.config import VAEConfig
 from pyramid_jax.vae.conv import CausalConv3d, TimeCache
 from pyramid_jax.vae.decoder import Decoder
@@ -70,7 +69,7 @@ class CausalVideoVAE(nnx.Module):
             _check_window(window_size, f)
         if tile_sample_min_size is not None:
             check_tile_size(tile_sample_min_size, f)
-        run = functools.partial(_encode, *nnx.split(self), temporal_chunk=temporal_chunk,
+        run = functools.partial(encode_program, PlacedModel(self, self.mesh), temporal_chunk=temporal_chunk,
                                 window_size=window_size if temporal_chunk else None)
         if tile_sample_min_size is not None and max(h, w) > tile_sample_min_size:
             moments = tiled(lambda part: run(self.place(part)), video, encode_grid(tile_sample_min_size, f))
@@ -94,8 +93,9 @@ class CausalVideoVAE(nnx.Module):
             check_tile_size(tile_sample_min_size, f)
         tiles = tile_sample_min_size is not None and max(latents.shape[2:4]) > tile_sample_min_size // f
         # As in the reference, tiles and streamed clips always start with an init image.
-        run = functools.partial(_decode, *nnx.split(self), is_init_image=is_init_image or tiles or temporal_chunk,
-                                temporal_chunk=temporal_chunk, window_size=window_size if temporal_chunk else None)
+        run = functools.partial(decode_program, PlacedModel(self, self.mesh),
+                                is_init_image=is_init_image or tiles or temporal_chunk, temporal_chunk=temporal_chunk,
+                                window_size=window_size if temporal_chunk else None)
         if tiles:
             video = tiled(lambda part: run(self.place(part)), latents, decode_grid(tile_sample_min_size, f))
         else:
@@ -104,15 +104,12 @@ class CausalVideoVAE(nnx.Module):
 
     def place(self, x: jax.Array) -> jax.Array:
         """`x` (host or device array) split over the mesh by VIDEO_AXES; as is without a mesh."""
-        if self.mesh is None:
-            return x
-        return jax.device_put(x, NamedSharding(self.mesh, logical_to_spec(VIDEO_AXES, x.shape, self.mesh)))
+        return place_inputs(x, self.mesh, VIDEO_AXES)
 
 
-# Plain `jax.jit` over (graphdef, state): inference changes no state, so nothing but the result comes back.
-@functools.partial(jax.jit, static_argnums=0, static_argnames=("temporal_chunk", "window_size"))
-def _encode(graphdef, state, x: jax.Array, temporal_chunk: bool, window_size: int | None) -> jax.Array:
-    model = nnx.merge(graphdef, state)
+# Inference changes no state, so nothing but the result comes back.
+@functools.partial(ModelProgram, static_argnames=("temporal_chunk", "window_size"))
+def encode_program(model: CausalVideoVAE, x: jax.Array, temporal_chunk: bool, window_size: int | None) -> jax.Array:
     if not temporal_chunk:
         return model.encode_clip(x)
 
@@ -123,10 +120,9 @@ def _encode(graphdef, state, x: jax.Array, temporal_chunk: bool, window_size: in
     return stream(step, x, window_size)
 
 
-@functools.partial(jax.jit, static_argnums=0, static_argnames=("is_init_image", "temporal_chunk", "window_size"))
-def _decode(graphdef, state, z: jax.Array, is_init_image: bool, temporal_chunk: bool,
-            window_size: int | None) -> jax.Array:
-    model = nnx.merge(graphdef, state)
+@functools.partial(ModelProgram, static_argnames=("is_init_image", "temporal_chunk", "window_size"))
+def decode_program(model: CausalVideoVAE, z: jax.Array, is_init_image: bool, temporal_chunk: bool,
+                   window_size: int | None) -> jax.Array:
     if not temporal_chunk:
         return model.decode_clip(z, None, is_init_image)
 

@@ -4,11 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 import pyramid_jax
-from pyramid_jax.dit.apply import dit_apply_fn
-from pyramid_jax.parallel.rules import shard_batch, shard_module, traced_on
+from pyramid_jax.dit.apply import dit_forward
+from pyramid_jax.parallel.compiled import PlacedModel
 
 from conftest import FIXTURES
 from flux_cases import case_names, load_case
@@ -42,27 +41,25 @@ def test_snapshot_dit_matches_recorded_sampler_call():
 
 def test_jitted_pure_function_matches_module(flux):
     args, _ = load_case(CASES, "case2")
-    graphdef, state = nnx.split(flux)
-    apply = dit_apply_fn(graphdef)
-    for got, want in zip(apply(state, *args), flux(*args)):
+    before = dit_forward.num_programs()
+    for got, want in zip(dit_forward(PlacedModel(flux), *args), flux(*args)):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-6)
-    apply(state, *args)
-    assert apply._cache_size() == 1
+    compiled = dit_forward.num_programs()
+    assert compiled - before <= 1  # none when an earlier test ran these shapes
+    dit_forward(PlacedModel(flux), *args)
+    assert dit_forward.num_programs() == compiled
 
 
 def test_sharded_forward_equals_single_device(flux):
     assert jax.device_count() == 8
     args, _ = load_case(CASES, "case2")
-    graphdef, state = nnx.split(flux)
-    single = dit_apply_fn(graphdef)(state, *args)
+    single = dit_forward(PlacedModel(flux), *args)
 
     mesh = pyramid_jax.make_mesh(data=2, fsdp=2, tensor=2)
-    sharded_model = shard_module(pyramid_jax.load_dit(str(FIXTURES / "dit_flux" / "model")), mesh)
-    graphdef, sharded_state = nnx.split(sharded_model)
-    kernel = sharded_state["transformer_blocks"][0]["attn"]["to_q"]["kernel"].get_value()
+    sharded = PlacedModel(pyramid_jax.load_dit(str(FIXTURES / "dit_flux" / "model")), mesh)
+    kernel = sharded.state["transformer_blocks"][0]["attn"]["to_q"]["kernel"].get_value()
     assert kernel.sharding.spec == jax.sharding.PartitionSpec("fsdp", "tensor")
-    sharded_args = shard_batch(args, mesh)
-    for got, want in zip(dit_apply_fn(graphdef)(sharded_state, *sharded_args), single):
+    for got, want in zip(dit_forward(sharded, *sharded.place(args)), single):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
 
 
@@ -120,12 +117,9 @@ def test_blockwise_backend_matches_reference():
 def test_blockwise_on_a_sequence_mesh_equals_single_device(flux):
     """Traced on a data=2, sequence=4 mesh, the blockwise attention runs per device (shard_map)."""
     args, _ = load_case(CASES, "case2")
-    graphdef, state = nnx.split(flux)
-    single = dit_apply_fn(graphdef)(state, *args)
+    single = dit_forward(PlacedModel(flux), *args)
     mesh = pyramid_jax.make_mesh(data=2, sequence=4)
-    model = shard_module(pyramid_jax.load_dit(str(FIXTURES / "dit_flux" / "model"), attention_backend="blockwise"),
-                         mesh)
-    graphdef, state = nnx.split(model)
-    apply = jax.jit(traced_on(mesh, lambda state, *a: nnx.merge(graphdef, state)(*a)))
-    for got, want in zip(apply(state, *shard_batch(args, mesh)), single):
+    model = PlacedModel(pyramid_jax.load_dit(str(FIXTURES / "dit_flux" / "model"), attention_backend="blockwise"),
+                        mesh)
+    for got, want in zip(dit_forward(model, *model.place(args)), single):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)

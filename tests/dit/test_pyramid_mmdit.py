@@ -12,14 +12,14 @@ import pyramid_jax
 from pyramid_jax.config import ConfigError
 from pyramid_jax.convert import engine
 from pyramid_jax.convert.dit_tables import MMDIT_TABLE
-from pyramid_jax.dit.apply import dit_apply_fn
+from pyramid_jax.dit.apply import dit_forward
 from pyramid_jax.dit.config import MMDiTConfig
 from pyramid_jax.dit.families import dit_config_from_dict
 from pyramid_jax.dit.load import abstract_dit, read_dit_config
 from pyramid_jax.dit.patch_embed import PatchEmbed, resize_bilinear, sincos_pos_embed
 from pyramid_jax.io.weights import flat_shapes
 from pyramid_jax.layers.buffer import Buffer
-from pyramid_jax.parallel.rules import shard_batch, shard_module
+from pyramid_jax.parallel.compiled import PlacedModel
 
 from conftest import FIXTURES
 from flux_cases import case_names, load_case
@@ -144,13 +144,12 @@ def test_sharded_forward_equals_single_device(mmdit):
     single = mmdit(*args)
 
     mesh = pyramid_jax.make_mesh(data=2, fsdp=2, tensor=2)
-    graphdef, sharded_state = nnx.split(shard_module(pyramid_jax.load_dit(MODEL), mesh))
-    kernel = sharded_state["pos_embed"]["proj"]["kernel"].get_value()
+    sharded = PlacedModel(pyramid_jax.load_dit(MODEL), mesh)
+    kernel = sharded.state["pos_embed"]["proj"]["kernel"].get_value()
     assert kernel.sharding.spec == jax.sharding.PartitionSpec(None, None, None, "fsdp")
-    table = sharded_state["pos_embed"]["pos_embed"].get_value()
+    table = sharded.state["pos_embed"]["pos_embed"].get_value()
     assert table.sharding.spec == jax.sharding.PartitionSpec(None, None, "fsdp")
-    sharded_args = shard_batch(args, mesh)
-    for got, want in zip(dit_apply_fn(graphdef)(sharded_state, *sharded_args), single):
+    for got, want in zip(dit_forward(sharded, *sharded.place(args)), single):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
 
 

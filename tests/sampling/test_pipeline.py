@@ -55,8 +55,8 @@ def test_prompt_batches_give_cfg_rows(pipe):
     assert pipe.encode_prompt(["a"], None, 1, guided=False).embeds.shape[0] == 1
 
 
-def test_seeded_generation_is_reproducible_also_with_low_memory(pipe):
-    lean = PyramidFlowPipeline.from_pretrained(SNAPSHOT, dtype=jnp.float32, low_memory=True)
+def test_seeded_generation_is_reproducible_also_with_save_memory(pipe):
+    lean = PyramidFlowPipeline.from_pretrained(SNAPSHOT, dtype=jnp.float32, save_memory=True)
     run = lambda seed, p=pipe: np.asarray(p.generate("a fox", 128, 192, temp=2, num_inference_steps=2,
                                                      video_num_inference_steps=2, seed=seed, output_type="latent"))
     a = run(0)

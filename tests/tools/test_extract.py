@@ -19,7 +19,7 @@ from tools import extract_text_features, extract_video_latents
 from conftest import FIXTURES
 
 SNAPSHOT = FIXTURES / "snapshots" / "miniflux_tiny"
-# name: (frames, height, width); the 1 + 8k rule and --num_frames 17 give 3, 2 and 2 latent frames
+# name: (frames, height, width); the 1 + 8k rule and --num-frames 17 give 3, 2 and 2 latent frames
 VIDEOS = {"fox": (17, 64, 64), "waves": (9, 48, 80), "city": (12, 72, 64)}
 RESOLUTIONS = "64x64,64x128"  # "waves" (5:3) goes to 64x128, the others to 64x64
 
@@ -39,22 +39,22 @@ def test_extraction_tools_write_latents_text_features_and_annotations(dataset, t
     broken = dataset / "broken.jsonl"  # a file that is not there, then "fox"
     broken.write_text(json.dumps({"video": "nope.mp4", "text": "?"}) + "\n" +
                       (dataset / "videos.jsonl").read_text().splitlines()[0] + "\n")
-    video_args = ["--snapshot", str(SNAPSHOT), "--resolutions", RESOLUTIONS, "--num_frames", "17",
+    video_args = ["--snapshot", str(SNAPSHOT), "--resolutions", RESOLUTIONS, "--num-frames", "17",
                   "--dtype", "float32"]
     with pytest.raises(SystemExit, match="^error: .*nope.mp4: unreadable video"):
-        extract_video_latents.main([*video_args, "--annotation", str(broken), "--output_dir", str(tmp_path / "b")])
+        extract_video_latents.main([*video_args, "--annotation", str(broken), "--output-dir", str(tmp_path / "b")])
     with pytest.raises(DataError, match="nope.mp4: unreadable video"):  # --debug: the exception itself
-        extract_video_latents.main([*video_args, "--annotation", str(broken), "--output_dir", str(tmp_path / "b"),
+        extract_video_latents.main([*video_args, "--annotation", str(broken), "--output-dir", str(tmp_path / "b"),
                                     "--debug"])
-    extract_video_latents.main([*video_args, "--annotation", str(broken), "--output_dir", str(tmp_path / "b"),
-                                "--on_error", "skip"])
+    extract_video_latents.main([*video_args, "--annotation", str(broken), "--output-dir", str(tmp_path / "b"),
+                                "--on-error", "skip"])
     assert "wrote 1 of 2 records" in capsys.readouterr().out
 
     latents_dir, text_dir = tmp_path / "latents", tmp_path / "text"
     extract_video_latents.main([*video_args, "--annotation", str(dataset / "videos.jsonl"),
-                                "--output_dir", str(latents_dir)])
+                                "--output-dir", str(latents_dir)])
     extract_text_features.main(["--snapshot", str(SNAPSHOT), "--annotation", str(latents_dir / "annotation.jsonl"),
-                                "--output_dir", str(text_dir), "--dtype", "float32", "--batch_size", "2"])
+                                "--output-dir", str(text_dir), "--dtype", "float32", "--batch-size", "2"])
     records = [json.loads(line) for line in (text_dir / "annotation.jsonl").read_text().splitlines()]
     assert [r["latent"] for r in records] == [f"../latents/{i:08d}.npy" for i in range(3)]
     assert [r["text_fea"] for r in records] == [f"{i:08d}.npz" for i in range(3)]
@@ -70,13 +70,13 @@ def test_extraction_tools_write_latents_text_features_and_annotations(dataset, t
 
     mtime = os.path.getmtime(latents_dir / "00000000.npy")
     extract_video_latents.main([*video_args, "--annotation", str(dataset / "videos.jsonl"),
-                                "--output_dir", str(latents_dir)])
+                                "--output-dir", str(latents_dir)])
     assert os.path.getmtime(latents_dir / "00000000.npy") == mtime  # kept: an interrupted run restarts cheaply
 
     data = DataConfig(source=DataSource.LATENTS, annotation=str(text_dir / "annotation.jsonl"), batch_size=1,
                       frames=2, read_threads=1, prefetch=1)
     batch = next(batch_source(data, pyramid_jax.load_dit(str(SNAPSHOT / "diffusion_transformer_384p")).config,
-                              seed=0, mesh=None, model_name="pyramid_flux", log=lambda _: None)(0))
+                              seed=0, mesh=None, family="pyramid_flux", log=lambda _: None)(0))
     row = [i for i, s in enumerate(shapes) if s[1:3] == batch.latents.shape[2:4]]
     candidates = [normalize_latents(np.load(text_dir / records[i]["latent"])[None, :2].astype(np.float32),
                                     "pyramid_flux") for i in row]
@@ -89,7 +89,7 @@ def test_raw_videos_are_encoded_on_the_fly(dataset):
     data = DataConfig(source=DataSource.VIDEOS, annotation=str(dataset / "videos.jsonl"), batch_size=1, frames=2,
                       resolutions=((64, 64), (64, 128)), text_features=False, read_threads=1, prefetch=1)
     encoder = pyramid_jax.load_text_encoder(str(SNAPSHOT))
-    source = batch_source(data, dit, seed=0, mesh=None, model_name="pyramid_flux", vae=vae, text_encoder=encoder,
+    source = batch_source(data, dit, seed=0, mesh=None, family="pyramid_flux", vae=vae, text_encoder=encoder,
                           log=lambda _: None)
     first, again = next(source(0)), next(source(0))
     assert first.latents.shape[:2] == (1, 2) and first.latents.shape[2:] in ((8, 8, 4), (8, 16, 4))

@@ -5,6 +5,7 @@ measured figures are in the README): the LoRA folder is written, loads, and chan
 import json
 import os
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,6 +19,7 @@ def _frames(folder):
 
 
 def test_the_tool_trains_a_lora_that_loads_and_changes_the_videos(tmp_path, capsys, monkeypatch):
+    jax.devices()  # this process keeps the suite's 8 devices; only the tool's train.py child gets one
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")  # the config's one-device mesh
     work = tmp_path / "work"
     steps = ["loop.num_steps=2", "step.optimizer.decay_steps=2", "step.optimizer.warmup_steps=0",

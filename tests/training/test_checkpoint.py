@@ -44,7 +44,7 @@ def latent_batches(model, folder):
     """Pre-extracted latents from disk: 12 clips of 1 or 2 frames, cut to 1, one batch of 8 per epoch."""
     annotation = write_dataset(folder, [(2, 8, 8, 4)] * 6 + [(1, 8, 8, 4)] * 6)
     data = DataConfig(source=DataSource.LATENTS, annotation=annotation, batch_size=8, frames=1, read_threads=2)
-    return batch_source(data, model.config, seed=LOOP.seed, mesh=None, model_name="pyramid_flux",
+    return batch_source(data, model.config, seed=LOOP.seed, mesh=None, family="pyramid_flux",
                         log=lambda _: None)
 
 

@@ -30,10 +30,10 @@ def test_train_configs_load(path):
 def test_overrides_are_typed():
     config = apply_overrides(load_train_config(TINY), [
         "loop.num_steps=7", "step.optimizer.learning_rate=2e-4", "step.optimizer.warmup_steps=0",
-        "step.objective.sample_ratios=1,1,2", "remat=dots", "scan_layers=true", "loop.temporal_pyramid=false",
+        "step.objective.sample_ratios=1,1,2", "remat_policy=dots", "scan_layers=true", "loop.temporal_pyramid=false",
         "ema=True", "mesh.fsdp=4", "output_dir=/tmp/x", "variant=diffusion_transformer_768p", "step.max_loss=3"])
     assert config.loop.num_steps == 7 and config.step.optimizer.learning_rate == 2e-4
-    assert config.step.objective.sample_ratios == (1, 1, 2) and config.remat == "dots" and config.scan_layers is True
+    assert config.step.objective.sample_ratios == (1, 1, 2) and config.remat_policy == "dots" and config.scan_layers is True
     assert config.loop.temporal_pyramid is False and config.mesh.fsdp == 4 and config.output_dir == "/tmp/x"
     assert config.step.max_loss == 3.0 and isinstance(config.step.max_loss, float)
 
@@ -55,7 +55,7 @@ def test_lora_overrides():
     ("loop.num_stepz=3", "unknown config key 'loop.num_stepz'"),
     ("step.optimizer.lr=1", "unknown config key 'step.optimizer.lr'"),
     ("loop.num_steps=abc", "expected int"),
-    ("remat=everything", "unknown remat"),
+    ("remat_policy=everything", "unknown remat_policy"),
     ("step.optimizer=1", "is a group"),
     ("loop.num_steps.x=1", "not a group"),
     ("loop.num_steps", "key=value"),

@@ -19,10 +19,10 @@ def test_encode_sample_normalize_matches_the_pipeline():
     assert_close(normalize_latents(z, "pyramid_flux"), want)
 
 
-@pytest.mark.parametrize("model_name", sorted(FAMILIES))
-def test_denormalize_inverts_normalize(model_name):
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_denormalize_inverts_normalize(family):
     z = jax.random.normal(jax.random.key(0), (2, 3, 2, 2, 4))
-    np.testing.assert_allclose(denormalize_latents(normalize_latents(z, model_name), model_name), z, atol=1e-6)
+    np.testing.assert_allclose(denormalize_latents(normalize_latents(z, family), family), z, atol=1e-6)
 
 
 def test_image_constants_differ_between_families_video_constants_do_not():
@@ -32,6 +32,6 @@ def test_image_constants_differ_between_families_video_constants_do_not():
     np.testing.assert_array_equal(flux[:, 1:], mmdit[:, 1:])
 
 
-def test_unknown_model_name():
+def test_unknown_family():
     with pytest.raises(ValueError, match="pyramid_flux"):
         normalize_latents(np.zeros((1, 1, 2, 2, 4), np.float32), "flux")

@@ -3,9 +3,9 @@
 import jax
 import numpy as np
 import pytest
-from flax import nnx
 
-from pyramid_jax.vae.model import _encode
+from pyramid_jax.parallel.compiled import PlacedModel
+from pyramid_jax.vae.model import encode_program
 from vae_testing import assert_close, case, tiny_vae, unoptimized_compiles  # noqa: F401 (autouse fixture)
 
 
@@ -38,7 +38,7 @@ def test_encoder_is_causal_in_time():
 
 def _lowered_ops(num_frames: int, window: int) -> str:
     x = jax.ShapeDtypeStruct((1, num_frames, 16, 16, 3), np.float32)
-    return _encode.lower(*nnx.split(tiny_vae()), x, temporal_chunk=True, window_size=window).as_text()
+    return encode_program.lower(PlacedModel(tiny_vae()), x, temporal_chunk=True, window_size=window).as_text()
 
 
 def test_streamed_program_does_not_grow_with_the_clip():

@@ -32,13 +32,13 @@ def to_device(batch: Batch, mesh: Mesh | None) -> Batch:
 class BatchMaker:
     """`maker(host_batch, position) -> Batch`; `vae` and `text_encoder` are needed only for frames and captions."""
 
-    def __init__(self, model_name: str, mesh: Mesh | None, seed: int, vae=None, text_encoder=None):
+    def __init__(self, family: str, mesh: Mesh | None, seed: int, vae=None, text_encoder=None):
         if (vae is not None or text_encoder is not None) and jax.process_count() > 1:
             raise ValueError("on-the-fly VAE or text encoding is for single-process runs; pre-extract latents and "
                              "text features (tools/extract_*.py) to train on several hosts")
-        self.model_name, self.mesh, self.vae, self.text_encoder = model_name, mesh, vae, text_encoder
+        self.family, self.mesh, self.vae, self.text_encoder = family, mesh, vae, text_encoder
         self.key = jax.random.fold_in(jax.random.key(seed), POSTERIOR_STREAM)
-        self._normalize = jax.jit(functools.partial(normalize_latents, model_name=model_name))
+        self._normalize = jax.jit(functools.partial(normalize_latents, family=family))
 
     def __call__(self, host: HostBatch, position: int) -> Batch:
         samples, text = host

@@ -33,7 +33,7 @@ class Batches:
         return self.iterator.get_state()
 
 
-def batch_source(data: DataConfig, dit_config, *, seed: int, mesh: Mesh | None, model_name: str, vae=None,
+def batch_source(data: DataConfig, dit_config, *, seed: int, mesh: Mesh | None, family: str, vae=None,
                  text_encoder=None, log: Callable[[str], None] = print):
     """`source(start_step, state=None)` -> batches on `mesh`. `vae` is needed for videos, `text_encoder` for
     captions (`text_features=False`); `dit_config` gives the synthetic sizes and the latent channels."""
@@ -53,5 +53,5 @@ def batch_source(data: DataConfig, dit_config, *, seed: int, mesh: Mesh | None, 
     bad = BadFiles(data.on_error)
     pipeline = DataPipeline(read_annotations(data.annotation), reader, TextReader(data.text_features),
                             data.batch_size, seed, bad, data.read_threads, data.prefetch, log=log)
-    maker = BatchMaker(model_name, mesh, seed, vae, text_encoder)
+    maker = BatchMaker(family, mesh, seed, vae, text_encoder)
     return lambda start, state=None: Batches(pipeline.iterator(start, state), maker)
