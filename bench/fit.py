@@ -13,7 +13,8 @@ Programs (bf16, CFG batch 2, the last AR unit of a 384p temp-16 or 768p temp-31 
   dit       one DiT call (stage 2 of the last unit) on one device (for a TPU topology: its first chip)
   dit-mesh  the same on 8 devices, mesh fsdp=2 (the CFG rows), sequence=4 (the tokens)
   train     the AR train step of configs/train/miniflux_<res>_ar.py (per-device micro-batch, grad_accum, remat,
-            scan_layers) at the video's length and the unit allocation with the most tokens, fsdp over all devices
+            scan_layers) at the video's length and the unit allocation with the most tokens (the bucketed program
+            the training loop runs for it, `loop.bucket_units`), fsdp over all devices
   video     the peak of a whole generation on one device: the DiT resident, text encoders released; the larger of
             the largest DiT call and the tiled, streamed VAE decode (the pipeline's save_memory: 256-pixel tiles, one
             latent frame per chunk) with its decoded tiles and the stitched float32 video
@@ -54,7 +55,7 @@ from pyramid_jax.dit.load import abstract_dit  # noqa: E402
 from pyramid_jax.dit_training.flops import dit_forward_flops  # noqa: E402
 from pyramid_jax.dit_training.plan import step_cost  # noqa: E402
 from pyramid_jax.dit_training.train_step import Batch, make_train_step  # noqa: E402
-from pyramid_jax.dit_training.units import stage_units  # noqa: E402
+from pyramid_jax.dit_training.units import PaddedUnits, stage_units  # noqa: E402
 from pyramid_jax.layers.attention import available_backends  # noqa: E402
 from pyramid_jax.parallel.compiled import PlacedModel  # noqa: E402
 from pyramid_jax.parallel.mesh import make_mesh  # noqa: E402
@@ -195,11 +196,16 @@ def train_step(config, shape: VideoShape, mesh, recipe, per_device: int) -> tupl
     batch = Batch(jax.ShapeDtypeStruct(latents, jnp.float32),
                   TextConditioning(jax.ShapeDtypeStruct((n, TEXT_LEN, config.joint_attention_dim), jnp.float32),
                                    jax.ShapeDtypeStruct((n, TEXT_LEN), jnp.int32),
-                                   jax.ShapeDtypeStruct((n, config.pooled_projection_dim), jnp.float32)), units)
-    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=NamedSharding(mesh, PartitionSpec()))
+                                   jax.ShapeDtypeStruct((n, config.pooled_projection_dim), jnp.float32)))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    # the training loop's bucketed step: the allocation's bucket program, its unit counts a runtime input
+    padded = PaddedUnits.bucketed(units, shape.temp)
+    batch = batch_on(batch, mesh).replace(padded_units=padded.replace(
+        counts=jax.ShapeDtypeStruct(padded.counts.shape, padded.counts.dtype, sharding=replicated)))
+    key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=replicated)
     step = make_train_step(graphdef, step_config, state_shardings=shardings)
     start = time.perf_counter()
-    memory, _ = compiled_memory(step.lower(on(state, shardings), batch_on(batch, mesh), key))
+    memory, _ = compiled_memory(step.lower(on(state, shardings), batch, key))
     tokens = cost.tokens // (n // grad_accum) * per_device  # image tokens per device per micro-batch
     return memory, time.perf_counter() - start, tokens, cost.flops * grad_accum
 
