@@ -48,7 +48,8 @@ def main(argv=None) -> int:
 def run(argv) -> int:
     args = parse_args(argv)
     from pyramid_jax.config import ConfigError
-    from pyramid_jax.training.config import TrainConfig, apply_overrides, load_train_config
+    from pyramid_jax.dit_training.config import TrainConfig
+    from pyramid_jax.training.config import apply_overrides, load_train_config
     from pyramid_jax.vae_training.config import VAETrainConfig
 
     try:
@@ -65,8 +66,8 @@ def run(argv) -> int:
 
     import jax
 
+    from pyramid_jax.dit_training.run import train_dit
     from pyramid_jax.training.data import DataError
-    from pyramid_jax.training.run import train_dit
     from pyramid_jax.training.run_lock import lock_output_dir
     from pyramid_jax.vae_training.run import train_vae
 

@@ -6,7 +6,7 @@ budget are skipped and say so.
     python bench/accelerator.py                 # release miniFLUX, bf16, on the default device
     python bench/accelerator.py --tiny          # smoke mode: tiny DiT and shapes, runs on a CPU in well under a minute
 
-MFU is the analytic model FLOPs of `training/flops.py` per second over the device's dense bf16 peak
+MFU is the analytic model FLOPs of `dit_training/flops.py` per second over the device's dense bf16 peak
 (`training/throughput.py`; none on a CPU). The video uses random text conditioning (no text encoder) and no VAE.
 """
 
@@ -31,16 +31,16 @@ from dit_forward import sampler_call  # noqa: E402
 from fit import RESOLUTIONS, TEXT_LEN, TINY_RESOLUTIONS, TRAIN_RECIPES, busiest_units, tiny_overrides  # noqa: E402
 from pyramid_jax.dit.apply import dit_forward  # noqa: E402
 from pyramid_jax.dit.load import DIT  # noqa: E402
+from pyramid_jax.dit_training.flops import dit_forward_flops  # noqa: E402
+from pyramid_jax.dit_training.train_step import Batch, make_train_step  # noqa: E402
 from pyramid_jax.layers.attention import available_backends  # noqa: E402
 from pyramid_jax.parallel.compiled import PlacedModel  # noqa: E402
 from pyramid_jax.sampling.noise import KeyNoise  # noqa: E402
 from pyramid_jax.sampling.sampler import PyramidSampler, TextConditioning  # noqa: E402
 from pyramid_jax.training.config import load_train_config  # noqa: E402
-from pyramid_jax.training.flops import dit_forward_flops  # noqa: E402
 from pyramid_jax.training.optimizer import gradient_transform  # noqa: E402
 from pyramid_jax.training.throughput import peak_flops, throughput_report  # noqa: E402
 from pyramid_jax.training.train_state import init_train_state, split_for_training  # noqa: E402
-from pyramid_jax.training.train_step import Batch, make_train_step  # noqa: E402
 
 
 def timed(fn, repeats: int) -> float:

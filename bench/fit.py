@@ -19,7 +19,7 @@ Programs (bf16, CFG batch 2, the last AR unit of a 384p temp-16 or 768p temp-31 
             the largest DiT call and the tiled, streamed VAE decode (the pipeline's save_memory: 256-pixel tiles, one
             latent frame per chunk) with its decoded tiles and the stitched float32 video
 Columns: `args` and `temp` are XLA's per-device argument and temporary bytes, `peak` = args + outputs - aliased +
-temp, `GFLOP` the model FLOPs per device (analytic, `training/flops.py`), `compile` the seconds to lower and
+temp, `GFLOP` the model FLOPs per device (analytic, `dit_training/flops.py`), `compile` the seconds to lower and
 compile. GB = 1e9 bytes. XLA's CPU backend computes bf16 matmuls in float32, so a CPU row's temp also holds float32
 copies of the weights it multiplies (about 0.7 GB per miniFLUX joint + single block pair); TPU rows have none.
 """
@@ -52,18 +52,18 @@ from dit_forward import sampler_call  # noqa: E402
 from vae_decode_memory import decode_tiles  # noqa: E402
 from pyramid_jax.dit.apply import dit_forward  # noqa: E402
 from pyramid_jax.dit.load import abstract_dit  # noqa: E402
+from pyramid_jax.dit_training.flops import dit_forward_flops  # noqa: E402
+from pyramid_jax.dit_training.plan import step_cost  # noqa: E402
+from pyramid_jax.dit_training.train_step import Batch, make_train_step  # noqa: E402
+from pyramid_jax.dit_training.units import PaddedUnits, stage_units  # noqa: E402
 from pyramid_jax.layers.attention import available_backends  # noqa: E402
 from pyramid_jax.parallel.compiled import PlacedModel  # noqa: E402
 from pyramid_jax.parallel.mesh import make_mesh  # noqa: E402
 from pyramid_jax.parallel.rules import batch_sharding, state_shardings  # noqa: E402
 from pyramid_jax.sampling import TextConditioning  # noqa: E402
 from pyramid_jax.training.config import load_train_config  # noqa: E402
-from pyramid_jax.training.flops import dit_forward_flops  # noqa: E402
 from pyramid_jax.training.optimizer import gradient_transform  # noqa: E402
-from pyramid_jax.training.throughput import step_cost  # noqa: E402
 from pyramid_jax.training.train_state import init_train_state, split_for_training, train_state_shardings  # noqa: E402
-from pyramid_jax.training.train_step import Batch, make_train_step  # noqa: E402
-from pyramid_jax.training.units import PaddedUnits, stage_units  # noqa: E402
 from pyramid_jax.vae.config import VAEConfig  # noqa: E402
 from pyramid_jax.vae.load import abstract_vae  # noqa: E402
 from pyramid_jax.vae.model import decode_program  # noqa: E402

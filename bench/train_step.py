@@ -30,15 +30,16 @@ sys.path.insert(0, ROOT)
 
 from bench_models import bench_dit  # noqa: E402
 from pyramid_jax.compile_cache import compile_records, track_compile_times  # noqa: E402
+from pyramid_jax.dit_training.objective import PyramidObjective  # noqa: E402
+from pyramid_jax.dit_training.plan import step_cost  # noqa: E402
+from pyramid_jax.dit_training.train_step import Batch, StepConfig, make_train_step  # noqa: E402
+from pyramid_jax.dit_training.units import stage_units  # noqa: E402
+from pyramid_jax.layers.remat import REMAT_POLICIES  # noqa: E402
 from pyramid_jax.training.data.config import DataConfig  # noqa: E402
 from pyramid_jax.training.data.synthetic import synthetic_batches  # noqa: E402
-from pyramid_jax.training.objective import PyramidObjective  # noqa: E402
-from pyramid_jax.layers.remat import REMAT_POLICIES  # noqa: E402
 from pyramid_jax.training.optimizer import gradient_transform  # noqa: E402
-from pyramid_jax.training.throughput import step_cost, throughput_report  # noqa: E402
+from pyramid_jax.training.throughput import throughput_report  # noqa: E402
 from pyramid_jax.training.train_state import init_train_state, split_for_training  # noqa: E402
-from pyramid_jax.training.train_step import Batch, StepConfig, make_train_step  # noqa: E402
-from pyramid_jax.training.units import stage_units  # noqa: E402
 
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
 

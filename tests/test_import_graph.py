@@ -71,3 +71,14 @@ def test_packages_import_in_one_direction():
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(
         f"{a} ({graph[a][b]})" for a, b in zip(cycle, cycle[1:])) + f" -> {cycle[-1]}"
+
+
+def test_training_parts_import_only_the_core():
+    """Training is symmetric: `dit_training` and `vae_training` import the shared core (`training`), the core
+    imports neither, and neither imports the other."""
+    graph = import_graph()
+    for part in ("dit_training", "vae_training"):
+        assert "training" in graph[part], f"{part} no longer imports the training core"
+    for source, target in (("training", "dit_training"), ("training", "vae_training"),
+                           ("dit_training", "vae_training"), ("vae_training", "dit_training")):
+        assert target not in graph.get(source, {}), f"{source} imports {target} ({graph[source][target]})"

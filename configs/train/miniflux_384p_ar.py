@@ -8,10 +8,12 @@ Data: pre-extracted latents and text features (tools/extract_video_latents.py, t
 On fewer than 8 devices lower data.batch_size (a multiple of 8) or raise step.grad_accum to fit in memory.
 """
 
-from pyramid_jax.training.config import DataConfig, MeshConfig, TrainConfig
+from pyramid_jax.dit_training.config import TrainConfig
+from pyramid_jax.dit_training.train_step import StepConfig
+from pyramid_jax.parallel.mesh import MeshConfig
+from pyramid_jax.training.data import DataConfig
 from pyramid_jax.training.data import DataSource
 from pyramid_jax.training.loop import LoopConfig
-from pyramid_jax.training.train_step import StepConfig
 
 
 def get_config() -> TrainConfig:

@@ -7,11 +7,13 @@ Data: images as 1-frame latents, extracted from the reference's image annotation
 then `snapshot=<pyramid-flow-miniflux folder> data.annotation=... data.null_text=...` as for video.
 """
 
-from pyramid_jax.training.config import DataConfig, MeshConfig, TrainConfig
+from pyramid_jax.dit_training.config import TrainConfig
+from pyramid_jax.dit_training.train_step import StepConfig
+from pyramid_jax.parallel.mesh import MeshConfig
+from pyramid_jax.training.data import DataConfig
 from pyramid_jax.training.data import DataSource
 from pyramid_jax.training.loop import LoopConfig
 from pyramid_jax.training.optimizer import OptimizerConfig
-from pyramid_jax.training.train_step import StepConfig
 
 
 def get_config() -> TrainConfig:

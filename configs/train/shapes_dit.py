@@ -7,13 +7,14 @@ trained from scratch with the AR temporal pyramid on latents of the moving-shape
 import os
 
 from pyramid_jax.demo.models import FRAMES
+from pyramid_jax.dit_training.config import TrainConfig
+from pyramid_jax.dit_training.train_step import StepConfig
 from pyramid_jax.parallel.mesh import MeshConfig
-from pyramid_jax.training.config import DataConfig, TrainConfig
+from pyramid_jax.training.data import DataConfig
 from pyramid_jax.training.data import DataSource
 from pyramid_jax.training.data.frames import latent_frames
 from pyramid_jax.training.loop import LoopConfig
 from pyramid_jax.training.optimizer import OptimizerConfig
-from pyramid_jax.training.train_step import StepConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORK = os.path.join(REPO, "out", "shapes_demo")

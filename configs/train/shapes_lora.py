@@ -9,14 +9,15 @@ ones (replayed, so that they are not forgotten).
 import os
 
 from pyramid_jax.demo.models import FRAMES
+from pyramid_jax.dit_training.config import TrainConfig
+from pyramid_jax.dit_training.train_step import StepConfig
 from pyramid_jax.lora.config import LoraConfig
 from pyramid_jax.parallel.mesh import MeshConfig
-from pyramid_jax.training.config import DataConfig, TrainConfig
+from pyramid_jax.training.data import DataConfig
 from pyramid_jax.training.data import DataSource
 from pyramid_jax.training.data.frames import latent_frames
 from pyramid_jax.training.loop import LoopConfig
 from pyramid_jax.training.optimizer import OptimizerConfig
-from pyramid_jax.training.train_step import StepConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORK = os.path.join(REPO, "out", "shapes_lora")  # tools/teach_shapes_lora.py's default working folder

@@ -2,10 +2,11 @@
 
 import os
 
-from pyramid_jax.training.config import DataConfig, TrainConfig
+from pyramid_jax.dit_training.config import TrainConfig
+from pyramid_jax.dit_training.train_step import StepConfig
+from pyramid_jax.training.data import DataConfig
 from pyramid_jax.training.loop import LoopConfig
 from pyramid_jax.training.optimizer import OptimizerConfig
-from pyramid_jax.training.train_step import StepConfig
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -32,7 +32,7 @@ class _AdaLN(nnx.Module):
         # over `tensor` like the kernel, XLA (jax 0.10.2) miscompiles the gated residual `gate * (x @ W1 @ W2)` when
         # the batch is split over ("data", "fsdp") and the weights over "fsdp" and "tensor": the MLP output's rows
         # come back in ("fsdp", "data") device order, so samples swap between devices and the loss is wrong.
-        # tests/training/test_parallel_step.py checks a data x fsdp x tensor mesh.
+        # tests/dit_training/test_parallel_step.py checks a data x fsdp x tensor mesh.
         return jnp.split(constrain(self.linear(jax.nn.silu(temb)), ("batch", None)), self.chunks, axis=-1)
 
 

@@ -1,7 +1,8 @@
-"""The training loop: steps, AR unit allocation, logging, periodic checkpoints and exact resumption.
+"""The training loop every run shares: steps, the model's plan of each step (`StepPlan`; the DiT's AR unit
+allocation), logging, periodic checkpoints and exact resumption.
 
 Everything a step depends on is a function of the run's seed and the step number (the step key is
-`fold_in(key(seed), step)`, the unit allocation cycles with the step) or is restored from the checkpoint (the data
+`fold_in(key(seed), step)`, the DiT's unit allocation cycles with the step) or is restored from the checkpoint (the data
 iterator's state, saved in the checkpoint's record under "data"), so a run restored from a checkpoint continues
 exactly as if it had never stopped.
 """
@@ -18,16 +19,13 @@ import numpy as np
 
 from pyramid_jax.compile_cache import compile_records, track_compile_times
 from pyramid_jax.training.checkpoint import TrainCheckpointer
-from pyramid_jax.training.objective import PyramidObjective
-from pyramid_jax.training.throughput import StepCost, step_cost, throughput_report
+from pyramid_jax.training.throughput import StepCost, throughput_report
 from pyramid_jax.training.train_state import TrainState, train_state_shardings
-from pyramid_jax.training.train_step import Batch
-from pyramid_jax.training.units import stage_units
 from pyramid_jax.validation import seed_key
 
 
 class BatchSource(Protocol):
-    def __call__(self, start_step: int, state: dict[str, Any] | None = None) -> Iterator[Batch]:
+    def __call__(self, start_step: int, state: dict[str, Any] | None = None) -> Iterator[Any]:
         """The run's batches (one per step) from `start_step` on, or from a saved iterator `state`. An iterator
         with a `get_state()` method has that JSON state saved with every checkpoint."""
 
@@ -47,23 +45,6 @@ class LoopConfig:
 
 # (batch, step number) -> (the batch as the step takes it, what the step costs): the model-specific part of a step.
 StepPlan = Callable[[Any, int], tuple[Any, StepCost]]
-
-
-def pyramid_plan(objective: PyramidObjective, config: LoopConfig, dit_config=None) -> StepPlan:
-    """The DiT's plan: in AR mode the step's unit allocation (cycling with the step), and the image tokens and
-    model FLOPs (with `dit_config`, for the logged TFLOP/s and MFU) of the batch."""
-
-    def plan(batch: Batch, step: int) -> tuple[Batch, StepCost]:
-        if config.temporal_pyramid:
-            batch = dataclasses.replace(batch, units=stage_units(
-                step + 1, config.max_units, objective.num_stages, available=batch.latents.shape[1]))
-        # the cost of the real (unpadded) tokens
-        cost = step_cost(objective, tuple(batch.latents.shape), batch.text.embeds.shape[1], batch.units, dit_config)
-        if config.bucket_units:
-            batch = batch.bucketed(config.max_units)
-        return batch, cost
-
-    return plan
 
 
 def step_key(seed: int, step: int) -> jax.Array:
@@ -105,8 +86,8 @@ def train(state: TrainState, step_fn: Callable, batches: BatchSource, plan: Step
           log: Callable[[str], None] = print, data_state: dict | None = None) -> TrainState:
     """Runs `step_fn` from `state.step` to `config.num_steps`, saving every `save_every` steps and at the end.
 
-    `plan` prepares each batch and counts its cost (`pyramid_plan` for the DiT). `data_state`: the record's "data"
-    entry of the checkpoint `state` came from.
+    `plan` prepares each batch and counts its cost (the DiT's: `dit_training.plan.pyramid_plan`). `data_state`: the
+    record's "data" entry of the checkpoint `state` came from.
     """
     step = int(state.step)
     window, tokens, flops, started = [], 0, 0, time.perf_counter()

@@ -1,19 +1,14 @@
 """Throughput of the training loop: image tokens and model FLOPs per step, and MFU against the device's peak.
 
-MFU is the model FLOPs of `flops.py` per second over the dense bf16 peak of the devices; it is only reported
-where that peak is known (GPUs and TPUs in `PEAK_FLOPS`, not the CPU).
+MFU is the model FLOPs (a DiT's from `dit_training/flops.py`) per second over the dense bf16 peak of the devices;
+it is only reported where that peak is known (GPUs and TPUs in `PEAK_FLOPS`, not the CPU).
 """
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple, Sequence
 
 import jax
-import jax.numpy as jnp
-
-from pyramid_jax.training.flops import train_step_flops
-from pyramid_jax.training.objective import KeyRandomness, PyramidObjective
 
 # Dense bf16 matmul peak per device (FLOP/s), by a substring of `device.device_kind`; first match wins.
 PEAK_FLOPS: tuple[tuple[str, float], ...] = (
@@ -34,17 +29,6 @@ def peak_flops(device: jax.Device) -> float | None:
 class StepCost(NamedTuple):
     tokens: int  # DiT: image tokens (2x2 latent patches) it sees, history included; VAE: latent positions
     flops: int | None  # model FLOPs of the step (forward + backward); None without a DiT config
-
-
-@functools.lru_cache(maxsize=64)
-def step_cost(objective: PyramidObjective, latents_shape: tuple[int, ...], text_len: int,
-              units: Sequence[int] | None, dit_config=None) -> StepCost:
-    """Tokens and FLOPs of one step on a batch of `latents_shape` `[N, T, H, W, C]` in AR mode `units`."""
-    inputs = jax.eval_shape(lambda k: objective.inputs(jnp.zeros(latents_shape), KeyRandomness(k), units),
-                            jax.random.key(0))
-    sample = [[c.shape for c in clips] for clips in inputs.sample]
-    tokens = sum(s[0] * s[1] * s[2] * s[3] // 4 for clips in sample for s in clips)
-    return StepCost(tokens, None if dit_config is None else train_step_flops(dit_config, sample, text_len))
 
 
 def throughput_report(steps: int, seconds: float, tokens: int, flops: int | None,

@@ -24,7 +24,7 @@ from pyramid_jax.training.loop import start_run, train
 from pyramid_jax.training.optimizer import gradient_transform
 from pyramid_jax.training.throughput import StepCost
 from pyramid_jax.training.train_state import init_train_state, split_for_training
-from pyramid_jax.training.train_step import place_batch
+from pyramid_jax.training.update import place_batch
 from pyramid_jax.vae.conv import CausalConv3d
 from pyramid_jax.vae.load import VAE, load_vae, vae_config_to_dict
 from pyramid_jax.vae.model import CausalVideoVAE

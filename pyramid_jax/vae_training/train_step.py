@@ -15,7 +15,7 @@ from flax import nnx
 
 from pyramid_jax.training.data.frames import to_unit_range
 from pyramid_jax.training.optimizer import gradient_transform
-from pyramid_jax.training.train_step import apply_gradients
+from pyramid_jax.training.update import apply_gradients
 from pyramid_jax.vae.posterior import DiagonalGaussian
 from pyramid_jax.vae_training.config import VAEStepConfig
 from pyramid_jax.vae_training.discriminator import (adaptive_weight, disc_factor, generator_loss,

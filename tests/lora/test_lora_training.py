@@ -15,16 +15,18 @@ from flax import nnx
 from jax.sharding import PartitionSpec
 
 import pyramid_jax
+from pyramid_jax.dit_training.lora import adapted_model, split_for_lora
+from pyramid_jax.dit_training.objective import PyramidObjective
+from pyramid_jax.dit_training.plan import pyramid_plan
+from pyramid_jax.dit_training.train_step import Batch, StepConfig, make_train_step
 from pyramid_jax.lora import LoraConfig, apply_adapters
 from pyramid_jax.lora.adapters import A, B, target_kernels
 from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.training.checkpoint import TrainCheckpointer
-from pyramid_jax.training.loop import LoopConfig, pyramid_plan, restore_or_keep, train
-from pyramid_jax.training.lora import adapted_model, split_for_lora
-from pyramid_jax.training.objective import PyramidObjective
+from pyramid_jax.training.loop import LoopConfig, restore_or_keep, train
 from pyramid_jax.training.optimizer import OptimizerConfig, gradient_transform
 from pyramid_jax.training.train_state import init_train_state, train_state_shardings
-from pyramid_jax.training.train_step import Batch, StepConfig, make_train_step, place_batch
+from pyramid_jax.training.update import place_batch
 
 from conftest import FIXTURES
 

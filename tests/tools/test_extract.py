@@ -10,9 +10,9 @@ import pytest
 
 import pyramid_jax
 from pyramid_jax.dit.families import normalize_latents
+from pyramid_jax.dit_training.batches import batch_source
 from pyramid_jax.io.video import save_frames
 from pyramid_jax.training.data import DataConfig, DataError, DataSource
-from pyramid_jax.training.data.source import batch_source
 from pyramid_jax.training.data.storage import NULL_TEXT_FILE, load_text
 from tools import extract_text_features, extract_video_latents
 

@@ -2,23 +2,28 @@
 with the checkpoint); a checkpoint restores under another mesh; keep-N."""
 
 import os
+import pathlib
+import sys
 
 import jax
 import numpy as np
 import pytest
 
 import pyramid_jax
+from pyramid_jax.dit_training.batches import batch_source
+from pyramid_jax.dit_training.objective import PyramidObjective
+from pyramid_jax.dit_training.plan import pyramid_plan
+from pyramid_jax.dit_training.train_step import StepConfig, make_train_step
 from pyramid_jax.training.checkpoint import TrainCheckpointer
 from pyramid_jax.training.data import DataConfig, DataSource
-from pyramid_jax.training.data.source import batch_source
-from pyramid_jax.training.loop import LoopConfig, pyramid_plan, restore_or_keep, train
-from pyramid_jax.training.objective import PyramidObjective
+from pyramid_jax.training.loop import LoopConfig, restore_or_keep, train
 from pyramid_jax.training.optimizer import OptimizerConfig
 from pyramid_jax.training.train_state import split_for_training, train_state_shardings
-from pyramid_jax.training.train_step import StepConfig, make_train_step
 
 from latent_dataset import write_dataset
-from test_train_step import SNAPSHOT_DIT, compile_step, fresh_state, synthetic_batch
+
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "dit_training"))
+from test_train_step import SNAPSHOT_DIT, compile_step, fresh_state, synthetic_batch  # noqa: E402
 
 # image mode with one stage: the smallest program that still runs the whole step
 CONFIG = StepConfig(objective=PyramidObjective(sample_ratios=(1,), stage_range=(0, 1)),

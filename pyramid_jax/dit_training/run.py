@@ -13,21 +13,22 @@ import jax.numpy as jnp
 from pyramid_jax.dit.config import dit_config_to_dict
 from pyramid_jax.dit.families import family_of_config
 from pyramid_jax.dit.load import DIT, load_dit, read_dit_config
+from pyramid_jax.dit_training.batches import batch_source
+from pyramid_jax.dit_training.config import TrainConfig
+from pyramid_jax.dit_training.lora import adapted_model, split_for_lora
+from pyramid_jax.dit_training.plan import pyramid_plan
+from pyramid_jax.dit_training.train_step import FAST_COMPILE, make_train_step
 from pyramid_jax.lora import save_lora
 from pyramid_jax.parallel.mesh import make_mesh
 from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.snapshot import Snapshot
 from pyramid_jax.text.encoder import load_text_encoder
-from pyramid_jax.training.config import TrainConfig
 from pyramid_jax.training.data import DataSource
-from pyramid_jax.training.data.source import batch_source
 from pyramid_jax.training.data.storage import load_text
 from pyramid_jax.training.export import export_model
-from pyramid_jax.training.loop import pyramid_plan, start_run, train
-from pyramid_jax.training.lora import adapted_model, split_for_lora
+from pyramid_jax.training.loop import start_run, train
 from pyramid_jax.training.optimizer import gradient_transform
 from pyramid_jax.training.train_state import init_train_state, split_for_training
-from pyramid_jax.training.train_step import FAST_COMPILE, make_train_step
 from pyramid_jax.vae.load import load_vae
 
 

@@ -21,12 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from pyramid_jax.dit.tokens import ImageTokens, StageLayout
+from pyramid_jax.dit_training.columns import ColumnLayout
+from pyramid_jax.dit_training.text_dropout import drop_text
+from pyramid_jax.dit_training.units import PaddedUnits
 from pyramid_jax.sampling import PyramidFlowScheduler, TextConditioning
 from pyramid_jax.sampling.history import PaddedHistory, history_clips
 from pyramid_jax.sampling.pyramid import latent_pyramid, lowest_stage_noise, upsample_nearest_2x
-from pyramid_jax.training.columns import ColumnLayout
-from pyramid_jax.training.text_dropout import drop_text
-from pyramid_jax.training.units import PaddedUnits
 
 
 class Randomness(Protocol):

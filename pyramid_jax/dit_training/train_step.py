@@ -16,17 +16,16 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx, struct
-from jax.sharding import Mesh
 
-from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, batch_sharding, traced_on
+from pyramid_jax.dit_training.accumulation import accumulated
+from pyramid_jax.dit_training.objective import PyramidObjective
+from pyramid_jax.dit_training.units import PaddedUnits
+from pyramid_jax.parallel.rules import traced_on
 from pyramid_jax.sampling import TextConditioning
-from pyramid_jax.training.accumulation import accumulated
-from pyramid_jax.training.objective import PyramidObjective
-from pyramid_jax.training.optimizer import OptimizerConfig, gradient_transform, learning_rate
+from pyramid_jax.training.optimizer import OptimizerConfig, gradient_transform
 from pyramid_jax.training.train_state import TrainState
-from pyramid_jax.training.units import PaddedUnits
+from pyramid_jax.training.update import apply_gradients
 
 
 # XLA's backend (LLVM) optimisation off: on CPU about half the compile seconds and slower steps, the same numbers to
@@ -71,41 +70,6 @@ class Batch:
         return self.units if self.padded_units is None else self.padded_units
 
 
-def place_batch(batch: Batch, mesh: Mesh, rules: Rules = LOGICAL_AXIS_RULES) -> Batch:
-    """The global batch on `mesh`, split along its leading (sample) axis, from this process's rows of it (the
-    rows `host_rows` gives it; with one process, all of them)."""
-
-    def place(x):
-        shape = (x.shape[0] * jax.process_count(), *x.shape[1:])
-        return jax.make_array_from_process_local_data(batch_sharding(mesh, shape, rules), x, shape)
-
-    return jax.tree.map(place, batch)
-
-
-def apply_gradients(state: TrainState, loss: jax.Array, grads, tx: optax.GradientTransformation,
-                    config) -> tuple[TrainState, dict[str, jax.Array]]:
-    """The update shared by every trained model: clip + AdamW at `learning_rate(step)`, the bad-batch guard (a
-    non-finite or >= `config.max_loss` loss, or a non-finite gradient, leaves weights and moments untouched and is
-    counted), then the EMA every `config.ema_every` steps. `config` has `optimizer`, `max_loss`, `ema_decay`,
-    `ema_every` (a `StepConfig`, or the VAE's step config)."""
-    grad_norm = optax.tree.norm(grads)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    lr = learning_rate(config.optimizer, state.step)
-    params = jax.tree.map(lambda p, u: (p - lr * u).astype(p.dtype), state.params, updates)
-
-    ok = jnp.isfinite(loss) & (loss < config.max_loss) & jnp.isfinite(grad_norm)
-    params, opt_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old),
-                                     (params, opt_state), (state.params, state.opt_state))
-    ema = state.ema
-    if ema is not None:
-        d = config.ema_decay
-        update = state.step % config.ema_every == 0
-        ema = jax.tree.map(lambda e, p: jnp.where(update, e * d + (1 - d) * p, e), ema, params)
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema=ema,
-                              num_skipped=state.num_skipped + (~ok).astype(jnp.int32))
-    return new_state, dict(loss=loss, grad_norm=grad_norm, learning_rate=lr, skipped=~ok)
-
-
 def make_train_step(graphdef: nnx.GraphDef, config: StepConfig = StepConfig(),
                     null_text: TextConditioning | None = None, state_shardings=None,
                     model: Callable[[nnx.State, nnx.State], nnx.Module] | None = None,
@@ -115,7 +79,7 @@ def make_train_step(graphdef: nnx.GraphDef, config: StepConfig = StepConfig(),
     null_text: the empty prompt's encoding (rows `[1, ...]`); it enables the 10% caption dropout.
     state_shardings: from `train_state_shardings`, to keep the state's layout across steps under a mesh; the
         DiT's activations are then constrained on that mesh too (`constrain`: tokens over `sequence`).
-    model: `(params, buffers) -> DiT` when the state's params are not the DiT's own (LoRA: `training/lora.py`);
+    model: `(params, buffers) -> DiT` when the state's params are not the DiT's own (LoRA: `dit_training/lora.py`);
         default `nnx.merge(graphdef, params, buffers)`.
     compiler_options: XLA options of the step's programs, e.g. `FAST_COMPILE`.
     """

@@ -11,10 +11,11 @@ from flax import nnx
 import pyramid_jax
 import train
 from pyramid_jax.config import ConfigError
+from pyramid_jax.dit_training.config import TrainConfig
 from pyramid_jax.training.checkpoint import TrainCheckpointer
+from pyramid_jax.training.config import apply_overrides, load_train_config
 from pyramid_jax.training.optimizer import gradient_transform
 from pyramid_jax.training.train_state import init_train_state, split_for_training
-from pyramid_jax.training.config import TrainConfig, apply_overrides, load_train_config
 from pyramid_jax.vae_training.config import VAETrainConfig
 
 TRAIN_CONFIGS = sorted((pathlib.Path(__file__).parents[2] / "configs" / "train").glob("*.py"))

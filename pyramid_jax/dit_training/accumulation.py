@@ -14,8 +14,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from pyramid_jax.dit_training.objective import KeyRandomness
 from pyramid_jax.sampling import TextConditioning
-from pyramid_jax.training.objective import KeyRandomness
 
 # (latents, text, randomness) -> (loss, gradients)
 LossAndGrads = Callable[[jax.Array, TextConditioning, KeyRandomness], tuple[jax.Array, object]]

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import pyramid_jax
+from pyramid_jax.dit_training.train_step import make_train_step
 from pyramid_jax.training.train_state import split_for_training, train_state_shardings
-from pyramid_jax.training.train_step import make_train_step, place_batch
+from pyramid_jax.training.update import place_batch
 
 from test_train_step import CONFIG, SNAPSHOT_DIT, compile_step, fresh_state, synthetic_batch
 

@@ -11,7 +11,7 @@ from flax import nnx
 import pyramid_jax
 from pyramid_jax.dit.config import MMDiTConfig
 from pyramid_jax.dit.load import dit_family
-from pyramid_jax.training.flops import dit_forward_flops, train_step_flops
+from pyramid_jax.dit_training.flops import dit_forward_flops, train_step_flops
 
 from conftest import FIXTURES
 

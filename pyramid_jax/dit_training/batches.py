@@ -1,4 +1,5 @@
-"""From this process's `HostBatch` to the training `Batch` on the mesh.
+"""The DiT run's batch source (`batch_source`, a `loop.BatchSource` for a `DataConfig`): from this process's
+`HostBatch` to the training `Batch` on the mesh.
 
 Pre-extracted latents are placed, then normalised per frame for the DiT family (pipeline_spec.md §2, §5a).
 Video frames are encoded by the VAE on the fly, sampling its posterior with a key of the batch's plan position
@@ -9,6 +10,7 @@ encoders see one process's rows, so they are for single-process runs.
 from __future__ import annotations
 
 import functools
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -16,10 +18,17 @@ import numpy as np
 from jax.sharding import Mesh
 
 from pyramid_jax.dit.families import normalize_latents
+from pyramid_jax.dit_training.train_step import Batch
 from pyramid_jax.sampling import TextConditioning
+from pyramid_jax.training.data.annotations import read_annotations
+from pyramid_jax.training.data.config import DataConfig, DataSource
+from pyramid_jax.training.data.errors import BadFiles
 from pyramid_jax.training.data.frames import to_unit_range
-from pyramid_jax.training.data.pipeline import HostBatch
-from pyramid_jax.training.train_step import Batch, place_batch
+from pyramid_jax.training.data.pipeline import DataPipeline, HostBatch
+from pyramid_jax.training.data.readers import LatentReader, TextReader, VideoReader
+from pyramid_jax.training.data.source import Batches
+from pyramid_jax.training.data.synthetic import synthetic_batches
+from pyramid_jax.training.update import place_batch
 
 POSTERIOR_STREAM = 0x5EED  # folded into the run's seed for the VAE posterior draws
 
@@ -53,3 +62,27 @@ class BatchMaker:
             text = self.text_encoder(list(text))
         batch = to_device(Batch(samples, TextConditioning(*text)), self.mesh)
         return Batch(self._normalize(batch.latents), batch.text)
+
+
+def batch_source(data: DataConfig, dit_config, *, seed: int, mesh: Mesh | None, family: str, vae=None,
+                 text_encoder=None, log: Callable[[str], None] = print):
+    """`source(start_step, state=None)` -> batches on `mesh`. `vae` is needed for videos, `text_encoder` for
+    captions (`text_features=False`); `dit_config` gives the synthetic sizes and the latent channels."""
+    if data.source is DataSource.SYNTHETIC:
+        def synthetic(start: int, state: dict | None = None):
+            for host in synthetic_batches(data, dit_config.latent_channels, dit_config.joint_attention_dim,
+                                          dit_config.pooled_projection_dim, seed, start):
+                yield to_device(Batch(*host), mesh)
+
+        return synthetic
+    if not data.annotation:
+        raise ValueError(f"data.source={data.source.value} reads data.annotation=<a jsonl file>, which is not set")
+    if data.source is DataSource.LATENTS:
+        reader = LatentReader(data.frames, dit_config.latent_channels)
+    else:
+        reader = VideoReader(data.frames, data.resolutions)
+    bad = BadFiles(data.on_error)
+    pipeline = DataPipeline(read_annotations(data.annotation), reader, TextReader(data.text_features),
+                            data.batch_size, seed, bad, data.read_threads, data.prefetch, log=log)
+    maker = BatchMaker(family, mesh, seed, vae, text_encoder)
+    return lambda start, state=None: Batches(pipeline.iterator(start, state), maker)

@@ -10,11 +10,11 @@ import pytest
 from flax import nnx
 
 import pyramid_jax
+from pyramid_jax.dit_training.objective import KeyRandomness, PyramidObjective
+from pyramid_jax.dit_training.text_dropout import drop_text
+from pyramid_jax.dit_training.units import stage_units
 from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.sampling.pyramid import latent_pyramid
-from pyramid_jax.training.objective import KeyRandomness, PyramidObjective
-from pyramid_jax.training.text_dropout import drop_text
-from pyramid_jax.training.units import stage_units
 
 from conftest import FIXTURES, ncthw_to_cl
 

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 import pyramid_jax
-from pyramid_jax.training.accumulation import micro_batch_groups, split_micro_batches
-from pyramid_jax.training.objective import KeyRandomness, PyramidObjective
+from pyramid_jax.dit_training.accumulation import micro_batch_groups, split_micro_batches
+from pyramid_jax.dit_training.objective import KeyRandomness, PyramidObjective
+from pyramid_jax.dit_training.text_dropout import TextConditioning
+from pyramid_jax.dit_training.train_step import Batch, StepConfig, make_train_step
 from pyramid_jax.training.optimizer import OptimizerConfig, gradient_transform, learning_rate
-from pyramid_jax.training.text_dropout import TextConditioning
 from pyramid_jax.training.train_state import init_train_state, split_for_training, train_state_shardings
-from pyramid_jax.training.train_step import Batch, StepConfig, make_train_step, place_batch
+from pyramid_jax.training.update import place_batch
 
 from conftest import FIXTURES
 

@@ -10,12 +10,12 @@ import pytest
 from flax import nnx
 
 import pyramid_jax
+from pyramid_jax.dit_training.objective import KeyRandomness, PyramidObjective
+from pyramid_jax.dit_training.text_dropout import TextConditioning
+from pyramid_jax.dit_training.train_step import Batch
+from pyramid_jax.dit_training.units import PaddedUnits, stage_units, unit_capacities
 from pyramid_jax.sampling.buckets import history_buckets
 from pyramid_jax.sampling.history import PaddedHistory, history_clips
-from pyramid_jax.training.objective import KeyRandomness, PyramidObjective
-from pyramid_jax.training.text_dropout import TextConditioning
-from pyramid_jax.training.train_step import Batch
-from pyramid_jax.training.units import PaddedUnits, stage_units, unit_capacities
 
 from conftest import FIXTURES
 
