@@ -70,10 +70,12 @@ ATTENTION_BACKENDS: dict[str, Backend] = {
 # Every name a config may hold: the backends plus the automatic per-platform choice.
 BACKEND_NAMES = ("auto", *ATTENTION_BACKENDS)
 
-# On CPU the xla path is faster while its `[B, H, N, N]` float32 score tensor is small, the blockwise path above.
-# Forward, B=2, H=4, d=64, one frame, on this project's 2-core CPU (load ~14), xla vs blockwise: N=512 (8 MiB)
-# 7.3 vs 8.8 ms, N=640 (12 MiB) 18.6 vs 19.9 ms, N=768 (18 MiB) 40 vs 32 ms, N=1024 (32 MiB) 168 vs 46 ms.
-CPU_XLA_MAX_SCORE_BYTES = 16 << 20
+# On CPU the xla path is faster while its `[B, H, N, N]` float32 score tensor fits in a few hundred MB; above that
+# the blockwise path bounds memory (a release 384p last unit's scores are 1.8 GB). Forward seconds, xla vs blockwise,
+# interleaved in one process on this project's 2-core CPU (bench/cpu_speed.py's DiT: miniFLUX D=256, 2+4 blocks,
+# CFG batch 2, 640x384, stage 2): unit 1 (2,048 tokens, 128 MiB of scores) 0.49 vs 0.62, unit 3 (2,348 tokens,
+# 168 MiB) 0.64 vs 0.83.
+CPU_XLA_MAX_SCORE_BYTES = 256 << 20
 
 
 def current_platform() -> str:

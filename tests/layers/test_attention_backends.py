@@ -140,7 +140,7 @@ def test_backend_names_are_checked():
 
 
 def test_auto_choice():
-    small, large = jnp.zeros((1, 256, 2, 8)), jax.ShapeDtypeStruct((2, 1024, 4, 8), jnp.float32)
+    small, large = jnp.zeros((1, 256, 2, 8)), jax.ShapeDtypeStruct((2, 4096, 4, 8), jnp.float32)  # 512 MiB scores
     assert auto_backend(small, None, "cpu") == "xla"
     assert auto_backend(large, None, "cpu") == "blockwise"
     assert auto_backend(small, None, "gpu") == "cudnn" and auto_backend(small, None, "tpu") == "splash"
