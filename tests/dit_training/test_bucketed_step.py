@@ -1,7 +1,6 @@
 """Bucketed AR training: histories padded to a few bucket capacities give the exact loss and gradients with a
 bounded number of compiled programs per allocation cycle."""
 
-import functools
 
 import jax
 import jax.numpy as jnp
