@@ -21,7 +21,7 @@ from flax import nnx, struct
 from pyramid_jax.dit_training.accumulation import accumulated
 from pyramid_jax.dit_training.objective import PyramidObjective
 from pyramid_jax.dit_training.units import PaddedUnits
-from pyramid_jax.parallel.rules import traced_on
+from pyramid_jax.parallel.compiled import state_step
 from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.training.optimizer import OptimizerConfig, gradient_transform
 from pyramid_jax.training.train_state import TrainState
@@ -104,8 +104,4 @@ def make_train_step(graphdef: nnx.GraphDef, config: StepConfig = StepConfig(),
                                   config.objective.columns.num_columns, zero_grads)
         return apply_gradients(state, loss, grads, tx, config)
 
-    if state_shardings is None:
-        return jax.jit(step, donate_argnums=0, compiler_options=compiler_options)
-    mesh = jax.tree.leaves(state_shardings)[0].mesh
-    return jax.jit(traced_on(mesh, step), donate_argnums=0, out_shardings=(state_shardings, None),
-                   compiler_options=compiler_options)
+    return state_step(step, state_shardings, compiler_options)

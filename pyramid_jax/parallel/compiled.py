@@ -7,6 +7,8 @@ state and inputs on a mesh by the logical-axis rules, jits, and counts the compi
   traced on the model's mesh, so `constrain` (activations and outputs held to their logical axes) and the
   attention backends' per-device paths apply. Every caller shares the compiled programs (one per graphdef, option
   values and input shapes); `num_programs()` and `compile_seconds()` count them.
+- `state_step(step)`: a training step over a whole train state (DiT or VAE), jitted with the state donated and,
+  on a mesh, traced on it with the state's layout kept.
 
 Without a mesh nothing moves: inputs stay where they are and the state is used as it is.
 """
@@ -22,7 +24,7 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 
 from pyramid_jax import compile_cache
-from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, logical_to_spec, state_shardings
+from pyramid_jax.parallel.rules import LOGICAL_AXIS_RULES, Rules, logical_to_spec, state_shardings, traced_on
 
 
 def place_inputs(tree, mesh: Mesh | None, axes: Sequence[str | None] | None = None,
@@ -112,3 +114,14 @@ class ModelProgram:
     def compile_seconds(self) -> float:
         """Seconds spent compiling (or loading from the persistent cache) this function's programs so far."""
         return sum(r.seconds for r in compile_cache.compile_records() if r.name == self.name)
+
+
+def state_step(step: Callable, state_shardings=None, compiler_options: dict | None = None) -> Callable:
+    """A training step `step(state, *inputs) -> (state, metrics)` jitted with the state donated. With
+    `state_shardings` (the state's layout on a mesh) it is traced on that mesh, so the models' `constrain` calls
+    place activations, and the new state keeps the layout across steps. `compiler_options`: XLA options."""
+    if state_shardings is None:
+        return jax.jit(step, donate_argnums=0, compiler_options=compiler_options)
+    mesh = jax.tree.leaves(state_shardings)[0].mesh
+    return jax.jit(traced_on(mesh, step), donate_argnums=0, out_shardings=(state_shardings, None),
+                   compiler_options=compiler_options)

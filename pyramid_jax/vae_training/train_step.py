@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from pyramid_jax.parallel.compiled import state_step
 from pyramid_jax.training.data.frames import to_unit_range
 from pyramid_jax.training.optimizer import gradient_transform
 from pyramid_jax.training.update import apply_gradients
@@ -94,8 +95,7 @@ def make_vae_train_step(graphdef: nnx.GraphDef, config: VAEStepConfig = VAEStepC
         return GANTrainState(new_vae, new_disc), dict(metrics, **terms, g_loss=g_loss, d_weight=weight,
                                                       d_loss=factor * d_loss, d_skipped=d_metrics["skipped"])
 
-    out_shardings = None if state_shardings is None else (state_shardings, None)
-    jitted = jax.jit(step, donate_argnums=0, out_shardings=out_shardings)
+    jitted = state_step(step, state_shardings)
     return lambda state, clips, key: jitted(state, clips, key, lpips_state)
 
 
