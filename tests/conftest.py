@@ -35,6 +35,14 @@ def ncthw_to_cl(x: np.ndarray) -> np.ndarray:
     return np.transpose(x, (0, 2, 3, 4, 1))
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drops the compiled programs after each test module: the model programs are module-level jits
+    (`parallel/compiled.py`) whose caches would otherwise keep every test model's executables to the end of the run."""
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> pathlib.Path:
     return FIXTURES
