@@ -8,7 +8,7 @@ from __future__ import annotations
 
 SIZE = 64  # clip height and width, pixels
 FRAMES = 9  # clip length: frame 0 alone, then 8 frames in one latent frame
-LATENT_CHANNELS = 8
+LATENT_CHANNELS = 16  # 8 coded squares as round blobs: 8x8x8 pixels x 3 colours in 8 numbers is too few
 TEXT_WIDTH = 32  # the demo CLIP and T5 widths (`text_stack.write_text_stack`)
 
 VAE_CONFIG = {

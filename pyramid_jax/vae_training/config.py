@@ -20,11 +20,30 @@ VAE_OPTIMIZER = OptimizerConfig(learning_rate=1e-4, warmup_steps=2000, warmup_st
 
 @dataclasses.dataclass(frozen=True)
 class VAELossConfig:
-    """`pixel_weight * MSE + perceptual_weight * LPIPS` per frame, mean over frames, `+ kl_weight * KL`."""
+    """`pixel_weight * MSE + perceptual_weight * LPIPS` per frame, mean over frames, `+ kl_weight * KL`.
+
+    The defaults are the recipe's plain MSE and frame mean. On a known plain `background` (RGB, 0-255), pixels whose
+    target lies more than `foreground_distance` (RGB units) from it weigh `1 + foreground_weight` in the MSE (a
+    weighted mean, so its scale stays that of an MSE): small shapes on a flat background then own a fair share of the
+    loss instead of ~1/10. `first_frame_weight` weighs frame 0 (coded alone, the image / i2v frame) in the frame mean.
+    """
 
     pixel_weight: float = 10.0
     perceptual_weight: float = 0.0  # the recipe's 1.0 needs LPIPS weights (`VAETrainConfig.lpips`)
     kl_weight: float = 1e-12  # the recipe's value (the script's default is 1e-6)
+    foreground_weight: float = 0.0  # > 0 needs `background`
+    background: tuple[int, int, int] | None = None
+    foreground_distance: float = 60.0
+    first_frame_weight: float = 1.0
+
+    def __post_init__(self):
+        if self.foreground_weight < 0 or self.first_frame_weight <= 0 or self.foreground_distance <= 0:
+            raise ValueError("loss.foreground_weight must be >= 0, loss.first_frame_weight and "
+                             "loss.foreground_distance > 0; got "
+                             f"{self.foreground_weight}, {self.first_frame_weight}, {self.foreground_distance}")
+        if self.foreground_weight > 0 and (self.background is None or len(self.background) != 3):
+            raise ValueError(f"loss.foreground_weight > 0 needs loss.background=(r, g, b) in 0-255, got "
+                             f"{self.background!r}")
 
 
 @dataclasses.dataclass(frozen=True)

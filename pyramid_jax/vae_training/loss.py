@@ -2,7 +2,9 @@
 
 Per frame: `nll = pixel_weight * mean_{H,W,C} (x - recon)^2 + perceptual_weight * LPIPS(x, recon)`; the reference
 divides by `exp(logvar)` and adds `logvar` with a `logvar` that no optimizer updates (it stays 0), so that is left
-out. The loss is the mean of `nll` over all frames plus `kl_weight` times the posterior's KL (summed over
+out. With `foreground_weight` the MSE is a weighted mean whose pixels far from `background` weigh more, and
+`first_frame_weight` weighs frame 0 in the mean over frames (`VAELossConfig`). The loss is the mean of `nll` over all
+frames plus `kl_weight` times the posterior's KL (summed over
 T, H, W, averaged over clips and latent channels).
 """
 
@@ -23,8 +25,15 @@ Perceptual = Callable[[jax.Array, jax.Array], jax.Array]
 def vae_loss(video: jax.Array, recon: jax.Array, posterior: DiagonalGaussian, config: VAELossConfig,
              perceptual: Perceptual | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
     """(total loss, its terms: `nll`, `mse`, `kl`, and `lpips` when used)."""
-    mse = jnp.mean(jnp.square(video - recon), axis=(2, 3, 4))  # [B, T]
-    nll = config.pixel_weight * mse
+    squared = jnp.square(video - recon)
+    mse = jnp.mean(squared, axis=(2, 3, 4))  # [B, T]
+    error = mse
+    if config.foreground_weight > 0:
+        background = jnp.asarray(config.background, jnp.float32) / 127.5 - 1  # the [-1, 1] pixel range
+        distance = jnp.linalg.norm(video - background, axis=-1, keepdims=True)  # [B, T, H, W, 1]
+        weight = 1 + config.foreground_weight * (distance > config.foreground_distance / 127.5)
+        error = jnp.sum(weight * squared, axis=(2, 3, 4)) / (squared.shape[-1] * jnp.sum(weight, axis=(2, 3, 4)))
+    nll = config.pixel_weight * error
     terms = {}
     if config.perceptual_weight > 0:
         if perceptual is None:
@@ -35,5 +44,6 @@ def vae_loss(video: jax.Array, recon: jax.Array, posterior: DiagonalGaussian, co
         nll = nll + config.perceptual_weight * distance
         terms["lpips"] = jnp.mean(distance)
     kl = jnp.mean(posterior.kl())
-    loss = jnp.mean(nll) + config.kl_weight * kl
+    frames = jnp.ones(nll.shape[1], jnp.float32).at[0].set(config.first_frame_weight)
+    loss = jnp.mean(nll @ frames) / jnp.sum(frames) + config.kl_weight * kl
     return loss, dict(terms, nll=jnp.mean(nll), mse=jnp.mean(mse), kl=kl)

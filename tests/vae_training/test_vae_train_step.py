@@ -45,6 +45,32 @@ def test_loss_is_weighted_per_frame_mse_plus_lpips_plus_kl():
         vae_loss(video, recon, posterior, config)
 
 
+def test_foreground_and_first_frame_weights_reweigh_the_mse():
+    rng = np.random.default_rng(1)
+    background = (28, 28, 36)
+    video = np.broadcast_to(np.asarray(background, np.float32) / 127.5 - 1, (2, 3, 8, 8, 3)).copy()
+    video[:, :, 2:5, 3:6] = rng.uniform(0.2, 1, (2, 3, 3, 3, 3))  # a bright patch: the foreground
+    video[0, 1, 7, 7] += 20 / 127.5  # nearer the background than foreground_distance: still background
+    recon = jnp.asarray(video + rng.normal(0, 0.1, video.shape), jnp.float32)
+    posterior = DiagonalGaussian(jnp.zeros((2, 1, 1, 1, 4)), jnp.zeros((2, 1, 1, 1, 4)))
+    config = VAELossConfig(pixel_weight=2.0, kl_weight=0.0, foreground_weight=4.0, background=background,
+                           foreground_distance=60.0, first_frame_weight=3.0)
+    loss, terms = vae_loss(jnp.asarray(video), recon, posterior, config)
+    squared = (video - np.asarray(recon)) ** 2
+    weight = np.ones(video.shape[:4])
+    weight[:, :, 2:5, 3:6] = 5.0
+    error = (weight[..., None] * squared).sum(axis=(2, 3, 4)) / (3 * weight.sum(axis=(2, 3)))  # [B, T]
+    want = (2.0 * error * np.array([3.0, 1.0, 1.0])).sum(axis=1).mean() / 5.0
+    np.testing.assert_allclose(float(loss), want, rtol=1e-5)
+    np.testing.assert_allclose(float(terms["mse"]), squared.mean(), rtol=1e-5)  # the plain MSE, as logged
+    plain, _ = vae_loss(jnp.asarray(video), recon, posterior, VAELossConfig(pixel_weight=2.0, kl_weight=0.0))
+    np.testing.assert_allclose(float(plain), 2.0 * squared.mean(), rtol=1e-5)
+    with pytest.raises(ValueError, match="background"):
+        VAELossConfig(foreground_weight=1.0)
+    with pytest.raises(ValueError, match="first_frame_weight"):
+        VAELossConfig(first_frame_weight=0.0)
+
+
 def test_random_crop_takes_one_window_of_every_frame():
     video = jnp.arange(2 * 3 * 8 * 10 * 1, dtype=jnp.float32).reshape(2, 3, 8, 10, 1)
     crop = np.asarray(random_crop(video, jax.random.key(3), (4, 6)))
