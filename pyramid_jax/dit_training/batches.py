@@ -82,7 +82,7 @@ def batch_source(data: DataConfig, dit_config, *, seed: int, mesh: Mesh | None, 
     else:
         reader = VideoReader(data.frames, data.resolutions)
     bad = BadFiles(data.on_error)
-    pipeline = DataPipeline(read_annotations(data.annotation), reader, TextReader(data.text_features),
+    pipeline = DataPipeline(read_annotations(data.annotation), reader, TextReader(data.text_features, data.text_tokens),
                             data.batch_size, seed, bad, data.read_threads, data.prefetch, log=log)
     maker = BatchMaker(family, mesh, seed, vae, text_encoder)
     return lambda start, state=None: Batches(pipeline.iterator(start, state), maker)

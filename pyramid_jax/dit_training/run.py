@@ -24,6 +24,7 @@ from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.snapshot import Snapshot
 from pyramid_jax.text.encoder import load_text_encoder
 from pyramid_jax.training.data import DataSource
+from pyramid_jax.training.data.readers import trim_text
 from pyramid_jax.training.data.storage import load_text
 from pyramid_jax.training.export import export_model
 from pyramid_jax.training.loop import start_run, train
@@ -55,8 +56,12 @@ def train_dit(config: TrainConfig, log: Callable[[str], None] = print) -> str:
                            vae=vae, text_encoder=text_encoder, log=log)
     null_text = None
     if config.step.objective.text_dropout > 0:
-        null_text = TextConditioning(*(x[None] for x in load_text(data.null_text))) if data.null_text else \
-            text_encoder("")
+        if data.null_text:
+            null = load_text(data.null_text)
+            null = trim_text(null, data.text_tokens, data.null_text) if data.text_tokens else null
+            null_text = TextConditioning(*(x[None] for x in null))
+        else:
+            null_text = text_encoder("")
 
     adapted = None
     if lora.enabled:

@@ -29,3 +29,14 @@ class DataConfig:
     on_error: OnError = OnError.FAIL  # a missing or broken file: fail naming it, or skip (logged and counted)
     read_threads: int = 4
     prefetch: int = 4  # batches read ahead (at least read_threads, or some threads idle)
+    # > 0: pre-extracted text features are cut to their first `text_tokens` positions (every caption's tokens must
+    # fit). The DiT masks padding out of attention, so this changes no number it computes, only the cost: the
+    # reference pads T5 to 128 positions, most of a short-caption step's sequence.
+    text_tokens: int = 0
+
+    def __post_init__(self):
+        if self.text_tokens < 0:
+            raise ValueError(f"data.text_tokens must be >= 0 (0 keeps every position), got {self.text_tokens}")
+        if self.text_tokens and not (self.source is DataSource.LATENTS and self.text_features):
+            raise ValueError("data.text_tokens cuts pre-extracted text features: it needs data.source=latents and "
+                             "data.text_features=True")

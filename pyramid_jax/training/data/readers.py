@@ -77,14 +77,30 @@ class VideoReader:
 class TextReader:
     """Pre-extracted text features (`text_fea`, `features=True`) or the caption (`text`) to encode on the fly."""
 
-    def __init__(self, features: bool):
-        self.features = features
+    def __init__(self, features: bool, tokens: int = 0):
+        self.features, self.tokens = features, tokens  # tokens > 0: features cut to that many positions
 
     def key(self, record: dict) -> tuple[tuple[int, ...], ...]:
         if self.features:
-            return text_shapes(field(record, "text_fea"))
+            embeds, mask, pooled = text_shapes(field(record, "text_fea"))
+            if self.tokens:
+                embeds, mask = (min(embeds[0], self.tokens), *embeds[1:]), (min(mask[0], self.tokens),)
+            return embeds, mask, pooled
         field(record, "text")
         return ()
 
     def load(self, record: dict) -> TextConditioning | str:
-        return load_text(record["text_fea"]) if self.features else record["text"]
+        if not self.features:
+            return record["text"]
+        text = load_text(record["text_fea"])
+        return trim_text(text, self.tokens, record["text_fea"]) if self.tokens else text
+
+
+def trim_text(text: TextConditioning, tokens: int, what: str) -> TextConditioning:
+    """One caption's features `text` (embeds `[L, J]`, mask `[L]`) cut to their first `tokens` positions; a token
+    beyond them (mask 1) is an error naming `what`."""
+    mask = np.asarray(text.mask)
+    if mask[tokens:].any():
+        raise DataError(what, f"the caption has {int(np.flatnonzero(mask)[-1]) + 1} text positions, more than "
+                              f"data.text_tokens={tokens}; raise data.text_tokens (0 keeps every position)")
+    return TextConditioning(text.embeds[:tokens], mask[:tokens], text.pooled)
