@@ -1,7 +1,7 @@
 """The embedded demo's DiT (tools/build_shapes_demo.py runs it): the small miniFLUX DiT of pyramid_jax/demo/models.py
 trained from scratch with the AR temporal pyramid on latents of the moving-shapes clips. The captions' text features
-are cut to their first 24 positions (`data.text_tokens`; the longest demo caption has 16 with its `</s>`; the rest is masked
-padding): the reference's 128 T5 positions made 4/5 of each step's sequence and cost 4x the step time.
+are cut to their first 24 positions (`data.text_tokens`; the longest demo caption has 16 with its `</s>`, the rest is
+masked padding): the reference's 128 T5 positions made 4/5 of each step's sequence and cost 4x the step time.
 
     python train.py --config configs/train/shapes_dit.py
 """
