@@ -41,6 +41,7 @@ DIT_CONFIG = {
 }
 
 # The DiT folder's sampling.json (pyramid_jax/snapshot.py): sample.py's defaults for the demo, whatever its path.
+# Guidance 3.5: of 2.5, 3, 3.5 and 4 the judge read 43, 43, 42 and 39 of 48 held-out colours right (seeds 0 and 1).
 SAMPLING = {"width": SIZE, "height": SIZE, "max_temp": (FRAMES - 1) // 8 + 1, "temp": (FRAMES - 1) // 8 + 1,
-            "steps": [10, 10, 10], "video_steps": [10, 10, 10], "guidance_scale": 4.0, "video_guidance_scale": 4.0,
+            "steps": [10, 10, 10], "video_steps": [10, 10, 10], "guidance_scale": 3.5, "video_guidance_scale": 3.5,
             "negative_prompt": "", "prompt": ["the red circle is moving right"]}
