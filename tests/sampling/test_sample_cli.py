@@ -6,6 +6,7 @@ import pytest
 
 import pyramid_jax.pipeline
 import sample
+from pyramid_jax.demo.models import SAMPLING
 
 
 @pytest.fixture
@@ -151,7 +152,8 @@ def test_defaults_come_from_the_snapshot_not_its_path(snapshot_copy):
     assert (pipe.preset.width, pipe.preset.height, pipe.preset.max_temp) == (192, 128, 3)
     args = sample.parse_args([])  # the demo: its own defaults
     sample.fill_defaults(args)
-    assert (args.width, args.temp, args.guidance_scale, args.prompt) == (64, 2, 4.0, ["the red circle is moving right"])
+    assert (args.width, args.temp, args.guidance_scale, args.prompt) == (64, 2, SAMPLING["guidance_scale"],
+                                                                     ["the red circle is moving right"])
     (snapshot_copy / "diffusion_transformer_384p" / "sampling.json").write_text('{"width": "wide"}')
     with pytest.raises(SystemExit, match=r"sampling.json: width must be int; got 'wide'"):
         sample.main(["--snapshot", str(snapshot_copy), "--no-compile-cache"])
