@@ -84,11 +84,12 @@ ATTENTION_BACKENDS: dict[str, Backend] = {
 # Every name a config may hold: the backends plus the automatic per-platform choice.
 BACKEND_NAMES = ("auto", *ATTENTION_BACKENDS)
 
-# On CPU the xla path is faster while its `[B, H, N, N]` float32 score tensor fits in a few hundred MB; above that
-# the blockwise path bounds memory (a release 384p last unit's scores are 1.8 GB). Forward seconds, xla vs blockwise,
-# interleaved in one process on this project's 2-core CPU (bench/cpu_speed.py's DiT: miniFLUX D=256, 2+4 blocks,
-# CFG batch 2, 640x384, stage 2): unit 1 (2,048 tokens, 128 MiB of scores) 0.49 vs 0.62, unit 3 (2,348 tokens,
-# 168 MiB) 0.64 vs 0.83.
+# On CPU the chunked path computes the xla path's numbers faster (its score blocks stay in cache); it bounds the
+# forward's memory to a `[B, H, 128, N]` block, but its gradient keeps every block, so above a few hundred MB of full
+# scores (a release 384p last unit has 1.8 GB) the blockwise path takes over, whose backward is bounded too. DiT
+# forward at bench/cpu_speed.py's last unit (miniFLUX D=256, 2+4 blocks, CFG batch 2, 640x384, stage 2, 2,348
+# tokens, 168 MiB of scores), interleaved in one process on this project's 2-core CPU: xla 0.91 s, chunked 0.72 s
+# (at load ~5; blockwise was 1.3x slower than xla).
 CPU_CHUNKED_MAX_SCORE_BYTES = 256 << 20
 
 
