@@ -15,13 +15,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from pyramid_jax.layers.attention_blockwise import balanced_block
+
 CHUNK = 128
-
-
-def _chunk_rows(chunk: int, n: int) -> int:
-    """Rows per chunk: the fewest chunks of at most `chunk` rows, evenly filled (a multiple of 8)."""
-    chunks = -(-n // chunk)
-    return (-(-n // chunks) + 7) // 8 * 8
 
 
 def _rows(q, k, v, q_valid, q_frame, k_valid, k_frame, scale: float, chunk: int):
@@ -32,7 +28,7 @@ def _rows(q, k, v, q_valid, q_frame, k_valid, k_frame, scale: float, chunk: int)
     own validity whose frame is not later than its own.
     """
     b, h, n, d = q.shape
-    rows = _chunk_rows(chunk, n)
+    rows = balanced_block(chunk, n)
     pad = -n % rows
     # Pad rows attend at least key 0 (its validity, the largest frame), so that no NaN enters their gradients.
     q = jnp.moveaxis(jnp.pad(q, [(0, 0), (0, 0), (0, pad), (0, 0)]).reshape(b, h, -1, rows, d), 2, 0)
