@@ -2,6 +2,7 @@
 
     python bench/dit_forward.py                       # the tiny reference snapshot's miniFLUX DiT
     python bench/dit_forward.py --preset miniflux_384p --layers 2   # release width, random weights
+    python bench/dit_forward.py --attention-backends xla,chunked      # backends side by side, runs interleaved
 
 Inputs have the shape of a sampler call at the full-resolution stage of unit `--unit` (CFG batch of 2, history
 clips at 1/4, 1/2 and full resolution, 128 text tokens).
@@ -10,6 +11,7 @@ clips at 1/4, 1/2 and full resolution, 128 text tokens).
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -22,6 +24,7 @@ sys.path.insert(0, ROOT)
 
 from bench_models import bench_dit  # noqa: E402
 from pyramid_jax.dit.apply import dit_forward  # noqa: E402
+from pyramid_jax.layers.attention import check_backend  # noqa: E402
 from pyramid_jax.parallel.compiled import PlacedModel  # noqa: E402
 
 DTYPES = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
@@ -54,29 +57,34 @@ def main() -> int:
     parser.add_argument("--unit", type=int, default=4, help="autoregressive unit (history length)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--attention-backends", default="auto", help="comma-separated attention backends to compare")
     args = parser.parse_args()
     dtype = DTYPES[args.dtype]
+    backends = [check_backend(name) for name in args.attention_backends.split(",")]
 
-    dit = bench_dit(args.preset, args.layers, dtype)
-    model = PlacedModel(dit)
-    params = sum(x.size for x in jax.tree.leaves(model.state))
-    inputs = sampler_call(dit.config, args.height, args.width, args.unit, dtype, jax.random.key(0))
-    tokens = sum(c.shape[1] * c.shape[2] * c.shape[3] // 4 for c in inputs[0][0]) * 2 + 2 * 128
-
-    start = time.perf_counter()
-    compiled = dit_forward.compile(model, *inputs)
-    compile_s = time.perf_counter() - start
-    jax.block_until_ready(compiled(*inputs))
-    times = []
-    for _ in range(args.repeats):
+    runs, compile_s = {}, {}
+    for backend in backends:
+        dit = bench_dit(args.preset, args.layers, dtype, attention_backend=backend)
+        model = PlacedModel(dit)
+        inputs = sampler_call(dit.config, args.height, args.width, args.unit, dtype, jax.random.key(0))
         start = time.perf_counter()
-        jax.block_until_ready(compiled(*inputs))
-        times.append(time.perf_counter() - start)
-    best = min(times)
+        runs[backend] = functools.partial(dit_forward.compile(model, *inputs), *inputs)
+        compile_s[backend] = time.perf_counter() - start
+        jax.block_until_ready(runs[backend]())
+    params = sum(x.size for x in jax.tree.leaves(model.state))
+    tokens = sum(c.shape[1] * c.shape[2] * c.shape[3] // 4 for c in inputs[0][0]) * 2 + 2 * 128
+    times = {backend: [] for backend in backends}
+    for _ in range(args.repeats):
+        for backend in backends:  # interleaved, so that every backend sees the same machine load
+            start = time.perf_counter()
+            jax.block_until_ready(runs[backend]())
+            times[backend].append(time.perf_counter() - start)
     print(f"{dit.config.CLASS_NAME} {params / 1e6:.2f} M params, {args.dtype}, {jax.devices()[0].device_kind}")
     print(f"latent {args.height}x{args.width}, unit {args.unit}: {tokens} tokens (CFG batch 2, incl. 128 text each)")
-    print(f"compile {compile_s:.2f} s; forward {best * 1e3:.1f} ms (min of {args.repeats}), "
-          f"{tokens / best:,.0f} tokens/s")
+    for backend in backends:
+        best = min(times[backend])
+        print(f"{backend:10s} compile {compile_s[backend]:.2f} s; forward {best * 1e3:.1f} ms "
+              f"(min of {args.repeats}), {tokens / best:,.0f} tokens/s")
     return 0
 
 

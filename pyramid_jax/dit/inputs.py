@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 
 from pyramid_jax.dit.tokens import ImageTokens, StageLayout, stage_rows, text_image_mask
-from pyramid_jax.layers.attention import TokenMask
 from pyramid_jax.parallel.rules import axis_multiple
 
 
@@ -98,10 +97,10 @@ def stage_inputs(sample, channels: int, temporal_causal: bool, embed_time_text: 
     num_stages = len(sample)
     temb = stage_rows(embed_time_text(timestep_ratio, pooled_projections), num_stages)
     text = stage_rows(embed_text(encoder_hidden_states), num_stages)
-    masks = [text_image_mask(valid, image, temporal_causal)
-             for valid, image in zip(stage_rows(encoder_attention_mask, num_stages), image_tokens)]
+    masks = [text_image_mask(valid, image, layout, temporal_causal) for valid, image, layout
+             in zip(stage_rows(encoder_attention_mask, num_stages), image_tokens, layouts)]
     first = [g[0] for g in groups.members]
-    masks = [TokenMask(valid, masks[s].frame, query) for s, (valid, query) in
+    masks = [masks[s].replace(valid=valid, query_valid=query) for s, (valid, query) in
              zip(first, groups.merge([(m.valid, m.query_valid) for m in masks]))]
     return ([layouts[s] for s in first], [image_tokens[s] for s in first], [leads[s] for s in first],
             groups.merge(temb), groups.merge(text), masks, groups)

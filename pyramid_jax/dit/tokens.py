@@ -8,7 +8,8 @@ and produces constants; nothing here is data-dependent.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple, Sequence
+import functools
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -102,29 +103,39 @@ class StageLayout:
         return np.concatenate(out).astype(np.float32)
 
 
-class ImageTokens(NamedTuple):
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["frame", "valid"],
+                   meta_fields=["current_is_latest"])
+@dataclasses.dataclass(frozen=True)
+class ImageTokens:
     """Runtime temporal ids and validity of one stage's image tokens, so that one program serves a history padded
-    to a fixed layout: frame `[N]` int32 (each below the layout's `num_frames`), valid `[N]` bool (False = pad)."""
+    to a fixed layout: frame `[N]` int32 (each below the layout's `num_frames`), valid `[N]` bool (False = pad).
+
+    `current_is_latest` (static) promises that the current clip's frames are later than every other token's, text
+    included: true when at least one real history frame precedes it (with none, it shares frame 0 with the text).
+    The attention mask then carries it as `TokenMask.causal_tail`.
+    """
 
     frame: jax.Array
     valid: jax.Array
+    current_is_latest: bool = False
 
     @classmethod
     def unpadded(cls, layout: StageLayout) -> ImageTokens:
         """Every token real, at the layout's own frame ids (constants)."""
-        return cls(jnp.asarray(layout.frame_ids()), jnp.ones(layout.num_tokens, bool))
+        return cls(jnp.asarray(layout.frame_ids()), jnp.ones(layout.num_tokens, bool), len(layout.clips) > 1)
 
     @classmethod
-    def leading_pad(cls, layout: StageLayout, pad_frames: jax.Array) -> ImageTokens:
+    def leading_pad(cls, layout: StageLayout, pad_frames: jax.Array, real_history: bool = False) -> ImageTokens:
         """The layout's first `pad_frames` (a traced int) frames are padding: their tokens are masked out, and the
-        real tokens' frame ids drop by `pad_frames`, i.e. equal those of the layout without the pad frames."""
+        real tokens' frame ids drop by `pad_frames`, i.e. equal those of the layout without the pad frames.
+        `real_history` promises that `pad_frames` is below the layout's history frames (at least one is real)."""
         ids = jnp.asarray(layout.frame_ids())
-        return cls(jnp.maximum(ids - pad_frames, 0), ids >= pad_frames)
+        return cls(jnp.maximum(ids - pad_frames, 0), ids >= pad_frames, real_history and len(layout.clips) > 1)
 
     def lead(self, count: int) -> ImageTokens:
         """`count` masked tokens (frame 0) put in front, e.g. to make the token count a multiple of a mesh axis."""
-        return ImageTokens(jnp.concatenate([jnp.zeros(count, self.frame.dtype), self.frame]),
-                           jnp.concatenate([jnp.zeros(count, bool), self.valid]))
+        return dataclasses.replace(self, frame=jnp.concatenate([jnp.zeros(count, self.frame.dtype), self.frame]),
+                                   valid=jnp.concatenate([jnp.zeros(count, bool), self.valid]))
 
 
 def pad_front(x: jax.Array, count: int) -> jax.Array:
@@ -177,12 +188,14 @@ def stage_rows(x: jax.Array, num_stages: int) -> list[jax.Array]:
     return [x[:, s] for s in range(num_stages)]
 
 
-def text_image_mask(text_valid: jax.Array, image: ImageTokens, temporal_causal: bool) -> TokenMask:
-    """Mask inputs for the joint sequence [text ; image]: text counts as frame 0; pad image tokens are invalid."""
+def text_image_mask(text_valid: jax.Array, image: ImageTokens, layout: StageLayout,
+                    temporal_causal: bool) -> TokenMask:
+    """Mask inputs for the joint sequence [text ; image]: text counts as frame 0; pad image tokens are invalid.
+    The layout's current clip (the last image tokens) is the mask's `causal_tail` when it is the latest."""
     b = text_valid.shape[0]
     image_valid = jnp.broadcast_to(image.valid, (b,) + image.valid.shape)
     valid = jnp.concatenate([text_valid.astype(bool), image_valid], axis=1)
-    frame = None
-    if temporal_causal:
-        frame = jnp.concatenate([jnp.zeros(text_valid.shape[1], jnp.int32), image.frame.astype(jnp.int32)])
-    return TokenMask(valid, frame)
+    if not temporal_causal:
+        return TokenMask(valid)
+    frame = jnp.concatenate([jnp.zeros(text_valid.shape[1], jnp.int32), image.frame.astype(jnp.int32)])
+    return TokenMask(valid, frame, causal_tail=layout.current.num_tokens if image.current_is_latest else 0)

@@ -1,8 +1,9 @@
 """Analytic FLOP count of the DiT (both families), the numerator of MFU.
 
 Counts every matmul of the model as 2 FLOPs per multiply-add: the embedders, the AdaLN modulation linears, the
-q/k/v/out projections, the MLPs and attention's `q k^T` and `p v` over the whole `[text ; image]` sequence (the
-temporal-causal mask is applied to a dense score matrix, so the masked half is computed too). Elementwise work
+q/k/v/out projections, the MLPs and attention's `q k^T` and `p v` over the whole `[text ; image]` sequence: the
+dense score matrix of the `xla` backend, masked part included (the `chunked`, `blockwise` and `splash` backends
+skip blocks the temporal-causal mask hides, so with them MFU counts that skipped work as done). Elementwise work
 (norms, RoPE, softmax, GELU) is left out. A train step costs 3x the forward (the backward computes two matmuls
 per forward matmul); recomputation under remat is not counted, as usual for MFU.
 """

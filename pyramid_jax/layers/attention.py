@@ -6,6 +6,8 @@ per-token vectors it is built from, so a blockwise kernel can generate it on the
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from typing import Callable, NamedTuple
 
 import jax
@@ -13,23 +15,34 @@ import jax.numpy as jnp
 
 from pyramid_jax.errors import ArgumentError
 from pyramid_jax.layers.attention_blockwise import blockwise_attention
+from pyramid_jax.layers.attention_chunked import chunked_attention
 from pyramid_jax.layers.attention_cudnn import cudnn_attention
 from pyramid_jax.layers.attention_splash import splash_attention
 from pyramid_jax.layers.attention_ulysses import sequence_parallel_attention
 
 
-class TokenMask(NamedTuple):
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["valid", "frame", "query_valid"],
+                   meta_fields=["causal_tail"])
+@dataclasses.dataclass(frozen=True)
+class TokenMask:
     """Per-token mask inputs for a sequence of N tokens.
 
     valid: `[B, N]` bool; token i may attend token j only if `valid[i] == valid[j]` (pad sees only pad).
     frame: `[N]` int temporal ids, or None; when given, i may attend j only if `frame[i] >= frame[j]`.
     query_valid: `[B, N]` bool, or None; when given it replaces `valid` on the query side of that rule
         (queries and keys then work like a kernel's q/kv segment ids). See `key_padding`.
+    causal_tail: a static promise that the last `causal_tail` tokens' frames are later than every earlier token's,
+        so that no earlier token sees them (the current clip after its history); 0 promises nothing. A backend may
+        use it to skip that masked block; the mask it describes is the same either way.
     """
 
     valid: jax.Array
     frame: jax.Array | None = None
     query_valid: jax.Array | None = None
+    causal_tail: int = 0
+
+    def replace(self, **changes) -> TokenMask:
+        return dataclasses.replace(self, **changes)
 
     @classmethod
     def key_padding(cls, valid: jax.Array, frame: jax.Array | None = None) -> TokenMask:
@@ -63,6 +76,7 @@ class Backend(NamedTuple):
 
 ATTENTION_BACKENDS: dict[str, Backend] = {
     "xla": Backend(_xla_attention),
+    "chunked": Backend(chunked_attention),
     "blockwise": Backend(blockwise_attention),
     "splash": Backend(splash_attention, ("tpu",)),
     "cudnn": Backend(cudnn_attention, ("gpu",)),
@@ -70,12 +84,13 @@ ATTENTION_BACKENDS: dict[str, Backend] = {
 # Every name a config may hold: the backends plus the automatic per-platform choice.
 BACKEND_NAMES = ("auto", *ATTENTION_BACKENDS)
 
-# On CPU the xla path is faster while its `[B, H, N, N]` float32 score tensor fits in a few hundred MB; above that
-# the blockwise path bounds memory (a release 384p last unit's scores are 1.8 GB). Forward seconds, xla vs blockwise,
-# interleaved in one process on this project's 2-core CPU (bench/cpu_speed.py's DiT: miniFLUX D=256, 2+4 blocks,
-# CFG batch 2, 640x384, stage 2): unit 1 (2,048 tokens, 128 MiB of scores) 0.49 vs 0.62, unit 3 (2,348 tokens,
-# 168 MiB) 0.64 vs 0.83.
-CPU_XLA_MAX_SCORE_BYTES = 256 << 20
+# On CPU the chunked path computes the xla path's numbers faster (its score blocks stay in cache); it bounds the
+# forward's memory to a `[B, H, 128, N]` block, but its gradient keeps every block, so above a few hundred MB of full
+# scores (a release 384p last unit has 1.8 GB) the blockwise path takes over, whose backward is bounded too. DiT
+# forward at bench/cpu_speed.py's last unit (miniFLUX D=256, 2+4 blocks, CFG batch 2, 640x384, stage 2, 2,348
+# tokens, 168 MiB of scores), interleaved in one process on this project's 2-core CPU: xla 0.91 s, chunked 0.72 s
+# (at load ~5; blockwise was 1.3x slower than xla).
+CPU_CHUNKED_MAX_SCORE_BYTES = 256 << 20
 
 
 def current_platform() -> str:
@@ -107,8 +122,10 @@ def auto_backend(q: jax.Array, bias: jax.Array | None, platform: str | None = No
     tensor is small; otherwise the platform's memory-bounded kernel."""
     platform = platform or current_platform()
     b, n, h, _ = q.shape
-    if bias is not None or (platform == "cpu" and b * h * n * n * 4 <= CPU_XLA_MAX_SCORE_BYTES):
+    if bias is not None:
         return "xla"
+    if platform == "cpu" and b * h * n * n * 4 <= CPU_CHUNKED_MAX_SCORE_BYTES:
+        return "chunked"
     return {"gpu": "cudnn", "tpu": "splash"}.get(platform, "blockwise")
 
 

@@ -26,7 +26,7 @@ def _split(x: jax.Array, block: int, fill) -> jax.Array:
     return jnp.moveaxis(x.reshape(x.shape[0], -1, block, *x.shape[2:]), 1, 0)
 
 
-def _balanced(block: int, n: int) -> int:
+def balanced_block(block: int, n: int) -> int:
     """The tile size (a multiple of 8) covering n tokens with the fewest tiles of at most `block` (rounded up to 8)
     and the least padding: 640 tokens take 2 tiles of 320, not 2 of 512."""
     tiles = -(-n // block)
@@ -145,7 +145,7 @@ def blockwise_attention(q, k, v, mask, scale: float, bias=None, *, q_block: int 
     if bias is not None:
         raise ValueError("attention backend 'blockwise' takes no logit bias; use backend 'xla' for biased attention")
     b, n = q.shape[:2]
-    q_block, k_block = _balanced(q_block, n), _balanced(k_block, n)
+    q_block, k_block = balanced_block(q_block, n), balanced_block(k_block, n)
     k_valid = jnp.broadcast_to(mask.valid, (b, k.shape[1])).astype(jnp.int32)
     q_valid = k_valid if mask.query_valid is None else jnp.broadcast_to(mask.query_valid, (b, n)).astype(jnp.int32)
     frame = jnp.zeros(n, jnp.int32) if mask.frame is None else mask.frame.astype(jnp.int32)

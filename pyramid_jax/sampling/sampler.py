@@ -90,7 +90,7 @@ def denoise_unit(dit: nnx.Module, history: tuple[jax.Array, ...], noise: UnitNoi
         if pad_frames is not None:
             clips = conditions + [guidance_batch(x, guided)]
             layout = StageLayout.from_clips(clips, clips[0].shape[0], x.shape[-1], stage)
-            tokens = dict(image_tokens=[ImageTokens.leading_pad(layout, pad_frames)])
+            tokens = dict(image_tokens=[ImageTokens.leading_pad(layout, pad_frames, real_history=True)])
 
         def step(x, t_delta, conditions=conditions, tokens=tokens):
             t, delta = t_delta

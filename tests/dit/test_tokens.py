@@ -2,6 +2,7 @@
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from pyramid_jax.dit.tokens import (ClipGrid, ImageTokens, StageLayout, pack_2x2, resampled_grid, stage_rows,
                                    text_image_mask)
@@ -41,13 +42,29 @@ def test_frame_ids_and_fractional_positions():
 def test_mask_rule_pad_and_temporal_causality():
     layout = StageLayout((ClipGrid(1, 1, 1), ClipGrid(1, 1, 1)))
     image = ImageTokens.unpadded(layout)
-    mask = np.asarray(text_image_mask(jnp.asarray([[1, 0]]), image, temporal_causal=True).dense())[0, 0]
+    token_mask = text_image_mask(jnp.asarray([[1, 0]]), image, layout, temporal_causal=True)
+    mask = np.asarray(token_mask.dense())[0, 0]
     # order: valid text, pad text, frame-0 image, frame-1 image
     expected = np.array([[1, 0, 1, 0],
                          [0, 1, 0, 0],
                          [1, 0, 1, 0],
                          [1, 0, 1, 1]], bool)
     np.testing.assert_array_equal(mask, expected)
+    assert token_mask.causal_tail == 1  # the current clip: no earlier token sees it
+
+
+@pytest.mark.parametrize("pad_frames", [0, 1, 2])
+def test_causal_tail_promise_holds_for_padded_histories(pad_frames):
+    """A padded history with a real frame promises its current clip as the tail, and the mask agrees: no earlier
+    token sees the tail. Without a real frame (or without the promise) there is no tail."""
+    layout = StageLayout((ClipGrid(1, 1, 2), ClipGrid(2, 1, 1), ClipGrid(1, 2, 2)))
+    text_valid = jnp.asarray([[1, 1, 0]])
+    for real_history in (False, True):
+        image = ImageTokens.leading_pad(layout, jnp.int32(pad_frames), real_history)
+        token_mask = text_image_mask(text_valid, image, layout, temporal_causal=True)
+        assert token_mask.causal_tail == (4 if real_history else 0)
+        assert not np.asarray(token_mask.dense())[0, 0, :-4, -4:].any()
+    assert text_image_mask(text_valid, ImageTokens.unpadded(layout), layout, False).causal_tail == 0
 
 
 def test_stage_rows_interleaving():

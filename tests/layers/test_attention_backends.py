@@ -9,6 +9,7 @@ import pytest
 
 from pyramid_jax.layers.attention import TokenMask, attention, auto_backend, available_backends
 from pyramid_jax.layers.attention_blockwise import blockwise_attention
+from pyramid_jax.layers.attention_chunked import chunked_attention
 from pyramid_jax.layers.attention_cudnn import cudnn_attention, fallback_reason, segment_attention
 from pyramid_jax.layers.attention_splash import splash_attention
 
@@ -28,7 +29,7 @@ def _case(batch, text, frames, per_frame, heads=2, head_dim=8, text_valid=(), ke
     frame = jnp.asarray(np.concatenate([np.zeros(text), np.repeat(np.arange(frames), per_frame)]), jnp.int32)
     mask = (TokenMask.key_padding(jnp.asarray(valid), frame) if key_padding
             else TokenMask(jnp.asarray(valid), frame if frames > 1 else None))
-    return q, k, v, mask
+    return q, k, v, mask.replace(causal_tail=per_frame if frames > 1 else 0)  # the last frame: later than the rest
 
 
 CASES = {
@@ -39,6 +40,7 @@ CASES = {
 }
 
 BACKENDS = {"blockwise": functools.partial(blockwise_attention, q_block=16, k_block=8),
+            "chunked": functools.partial(chunked_attention, chunk=8),
             "splash": functools.partial(splash_attention, interpret=True)}
 
 
@@ -94,10 +96,10 @@ def test_splash_tiles_with_static_and_runtime_frames(traced):
     shifted as by a leading pad frame): every tile computed, the mask read at run time."""
     q, k, v, mask = _case(batch=2, text=3, frames=3, per_frame=100, text_valid=(1, 3))
     frame = jnp.maximum(mask.frame - 1, 0) if traced else mask.frame
-    run = lambda q, frame: splash_attention(q, k, v, mask._replace(frame=frame), 8 ** -0.5,  # noqa: E731
+    run = lambda q, frame: splash_attention(q, k, v, mask.replace(frame=frame), 8 ** -0.5,  # noqa: E731
                                             interpret=True, block=128)
     got = jax.jit(run)(q, frame) if traced else jax.jit(lambda q: run(q, frame))(q)
-    assert _relative_error(got, attention(q, k, v, mask._replace(frame=frame), "xla")) < 1e-5
+    assert _relative_error(got, attention(q, k, v, mask.replace(frame=frame), "xla")) < 1e-5
 
 
 def _length_kernel(q, k, v, q_len, kv_len, scale):
@@ -124,24 +126,24 @@ def test_cudnn_falls_back_where_it_cannot_be_exact():
     q, k, v, mask = _case(batch=2, text=4, frames=3, per_frame=5, text_valid=(2, 3))
     assert "fp16/bf16" in fallback_reason(q, mask)
     assert "frame-causal" in fallback_reason(q.astype(jnp.bfloat16), mask)
-    assert fallback_reason(q.astype(jnp.bfloat16), mask._replace(frame=jnp.zeros(19, jnp.int32))) is None
+    assert fallback_reason(q.astype(jnp.bfloat16), mask.replace(frame=jnp.zeros(19, jnp.int32))) is None
     got = jax.jit(lambda q, k, v: cudnn_attention(q, k, v, mask, 8 ** -0.5))(q, k, v)  # fp32: blockwise
     assert _relative_error(got, attention(q, k, v, mask, "xla")) < 1e-5
 
 
 def test_backend_names_are_checked():
     q, k, v, mask = _case(batch=1, text=2, frames=1, per_frame=6)
-    with pytest.raises(ValueError, match=r"unknown.*available: \['auto', 'xla', 'blockwise'"):
+    with pytest.raises(ValueError, match=r"unknown.*available: \['auto', 'xla', 'chunked', 'blockwise'"):
         attention(q, k, v, mask, "magic")
     with pytest.raises(ValueError, match=r"'splash' is not available on platform 'cpu'; available: \['auto', 'xla'"):
         attention(q, k, v, mask, "splash")
-    assert available_backends("tpu") == ["auto", "xla", "blockwise", "splash"]
-    assert available_backends("gpu") == ["auto", "xla", "blockwise", "cudnn"]
+    assert available_backends("tpu") == ["auto", "xla", "chunked", "blockwise", "splash"]
+    assert available_backends("gpu") == ["auto", "xla", "chunked", "blockwise", "cudnn"]
 
 
 def test_auto_choice():
     small, large = jnp.zeros((1, 256, 2, 8)), jax.ShapeDtypeStruct((2, 4096, 4, 8), jnp.float32)  # 512 MiB scores
-    assert auto_backend(small, None, "cpu") == "xla"
+    assert auto_backend(small, None, "cpu") == "chunked"
     assert auto_backend(large, None, "cpu") == "blockwise"
     assert auto_backend(small, None, "gpu") == "cudnn" and auto_backend(small, None, "tpu") == "splash"
     assert auto_backend(small, jnp.zeros((1, 2, 256, 256)), "cpu") == "xla"  # only xla takes a bias
