@@ -84,12 +84,15 @@ ATTENTION_BACKENDS: dict[str, Backend] = {
 # Every name a config may hold: the backends plus the automatic per-platform choice.
 BACKEND_NAMES = ("auto", *ATTENTION_BACKENDS)
 
-# On CPU the chunked path computes the xla path's numbers faster (its score blocks stay in cache); it bounds the
-# forward's memory to a `[B, H, 128, N]` block, but its gradient keeps every block, so above a few hundred MB of full
-# scores (a release 384p last unit has 1.8 GB) the blockwise path takes over, whose backward is bounded too. DiT
-# forward at bench/cpu_speed.py's last unit (miniFLUX D=256, 2+4 blocks, CFG batch 2, 640x384, stage 2, 2,348
-# tokens, 168 MiB of scores), interleaved in one process on this project's 2-core CPU: xla 0.91 s, chunked 0.72 s
-# (at load ~5; blockwise was 1.3x slower than xla).
+# On CPU the choice follows the size of the full `[B, H, N, N]` float32 score tensor. Below ~16 MiB it stays in cache
+# and the dense xla path is fastest. Above, the chunked path computes the same numbers faster (its score blocks stay
+# in cache): forward / gradient ms at B=2, H=4, d=64 on this project's 2-core CPU, xla vs chunked: 512 tokens (8 MiB)
+# 1.9 / 7.1 vs 2.7 / 8.0, 1,024 tokens (32 MiB) 21.7 / 76.4 vs 7.8 / 50.3. Chunked bounds the forward's memory to a
+# `[B, H, 128, N]` block, but its gradient keeps every block, so above a few hundred MB of scores (a release 384p
+# last unit has 1.8 GB) the blockwise path takes over, whose backward is bounded too. DiT forward at
+# bench/cpu_speed.py's last unit (miniFLUX D=256, 2+4 blocks, CFG batch 2, 640x384, stage 2, 2,348 tokens, 168 MiB of
+# scores), interleaved in one process at load ~5: xla 0.91 s, chunked 0.72 s (blockwise was 1.3x slower than xla).
+CPU_XLA_MAX_SCORE_BYTES = 16 << 20
 CPU_CHUNKED_MAX_SCORE_BYTES = 256 << 20
 
 
@@ -119,10 +122,12 @@ def check_backend(name: str, platform: str | None = None) -> str:
 
 def auto_backend(q: jax.Array, bias: jax.Array | None, platform: str | None = None) -> str:
     """The automatic choice: xla when there is a logit bias (only xla takes one) or, on CPU, while the score
-    tensor is small; otherwise the platform's memory-bounded kernel."""
+    tensor is small; chunked on CPU for mid-sized scores; otherwise the platform's memory-bounded kernel."""
     platform = platform or current_platform()
     b, n, h, _ = q.shape
     if bias is not None:
+        return "xla"
+    if platform == "cpu" and b * h * n * n * 4 <= CPU_XLA_MAX_SCORE_BYTES:
         return "xla"
     if platform == "cpu" and b * h * n * n * 4 <= CPU_CHUNKED_MAX_SCORE_BYTES:
         return "chunked"

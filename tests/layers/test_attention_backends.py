@@ -143,7 +143,8 @@ def test_backend_names_are_checked():
 
 def test_auto_choice():
     small, large = jnp.zeros((1, 256, 2, 8)), jax.ShapeDtypeStruct((2, 4096, 4, 8), jnp.float32)  # 512 MiB scores
-    assert auto_backend(small, None, "cpu") == "chunked"
+    mid = jax.ShapeDtypeStruct((2, 2048, 4, 8), jnp.float32)  # 128 MiB scores
+    assert auto_backend(small, None, "cpu") == "xla" and auto_backend(mid, None, "cpu") == "chunked"
     assert auto_backend(large, None, "cpu") == "blockwise"
     assert auto_backend(small, None, "gpu") == "cudnn" and auto_backend(small, None, "tpu") == "splash"
     assert auto_backend(small, jnp.zeros((1, 2, 256, 256)), "cpu") == "xla"  # only xla takes a bias

@@ -11,6 +11,7 @@ import pytest
 from flax import nnx
 
 import pyramid_jax
+import pyramid_jax.layers.attention as attention_module
 from pyramid_jax.sampling.history import past_conditions
 from pyramid_jax.sampling.noise import UnitNoise
 from pyramid_jax.sampling.pyramid import latent_pyramid
@@ -103,6 +104,28 @@ def test_padded_history_equals_the_unpadded_one(samplers, run):
         for k, (a, b) in enumerate(zip(exact, padded)):
             a, b = np.asarray(a), np.asarray(b)
             assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max(), f"unit {unit}, capacity {capacity}, stage {k}"
+
+
+@pytest.mark.parametrize("run", ["t2v", "sd3_t2v"])
+def test_chunked_attention_skipping_the_current_clip_equals_the_dense_run(samplers, run, monkeypatch):
+    """The `chunked` backend takes the sampler's promise that no earlier token sees the current clip
+    (`TokenMask.causal_tail`, from the padded history's real frames) and skips that block: the padded units equal the
+    dense unpadded ones."""
+    tails = []
+    chunked = attention_module.ATTENTION_BACKENDS["chunked"]
+    monkeypatch.setitem(attention_module.ATTENTION_BACKENDS, "chunked", chunked._replace(
+        fn=lambda q, k, v, mask, *args: tails.append(mask.causal_tail) or chunked.fn(q, k, v, mask, *args)))
+    path = FIXTURES / "snapshots" / RUNS[run] / "diffusion_transformer_384p"
+    sampler = PyramidSampler(pyramid_jax.load_dit(str(path), attention_backend="chunked"))
+    npz, call, text, noise = load_run(run)
+    frames = [jnp.asarray(ncthw_to_cl(npz["output_latents"][:, :, u:u + 1])) for u in range(2)]
+    for unit, capacity in ((1, 3), (2, 3)):
+        args = (frames[:unit], noise(unit), text, [1, 1, 1], 5.0)
+        dense = samplers[RUNS[run]].unit(*args)
+        for k, (a, b) in enumerate(zip(dense, sampler.unit(*args, history_capacity=capacity))):
+            a, b = np.asarray(a), np.asarray(b)
+            assert np.abs(a - b).max() <= 1e-5 * np.abs(a).max(), f"unit {unit}, capacity {capacity}, stage {k}"
+    assert max(tails) > 0  # the block was skipped
 
 
 def test_with_our_dit_stage_outputs_match_the_reference(samplers):
