@@ -127,10 +127,10 @@ def auto_backend(q: jax.Array, bias: jax.Array | None, platform: str | None = No
     b, n, h, _ = q.shape
     if bias is not None:
         return "xla"
-    if platform == "cpu" and b * h * n * n * 4 <= CPU_XLA_MAX_SCORE_BYTES:
-        return "xla"
-    if platform == "cpu" and b * h * n * n * 4 <= CPU_CHUNKED_MAX_SCORE_BYTES:
-        return "chunked"
+    if platform == "cpu":
+        scores = b * h * n * n * 4
+        return "xla" if scores <= CPU_XLA_MAX_SCORE_BYTES else (
+            "chunked" if scores <= CPU_CHUNKED_MAX_SCORE_BYTES else "blockwise")
     return {"gpu": "cudnn", "tpu": "splash"}.get(platform, "blockwise")
 
 

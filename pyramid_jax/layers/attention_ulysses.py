@@ -41,7 +41,7 @@ def sequence_parallel_attention(backend: Callable, q, k, v, mask, scale: float, 
             pad = [(0, 0), (0, 0), (0, -heads % shards), (0, 0)]
             q, k, v = (jax.lax.all_to_all(jnp.pad(x, pad), tokens, 2, 1, tiled=True) for x in (q, k, v))
         local_mask = mask.replace(valid=valid, query_valid=query_valid,
-                                   frame=traced_frame if frame is None else frame)
+                                  frame=traced_frame if frame is None else frame)
         out = backend(q, k, v, local_mask, scale)
         if shards > 1:
             out = jax.lax.all_to_all(out, tokens, 1, 2, tiled=True)[:, :, :heads]
