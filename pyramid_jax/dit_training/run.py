@@ -57,8 +57,7 @@ def train_dit(config: TrainConfig, log: Callable[[str], None] = print) -> str:
     null_text = None
     if config.step.objective.text_dropout > 0:
         if data.null_text:
-            null = load_text(data.null_text)
-            null = trim_text(null, data.text_tokens, data.null_text) if data.text_tokens else null
+            null = trim_text(load_text(data.null_text), data.text_tokens, data.null_text)
             null_text = TextConditioning(*(x[None] for x in null))
         else:
             null_text = text_encoder("")

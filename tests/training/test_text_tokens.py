@@ -1,18 +1,24 @@
 """`data.text_tokens`: pre-extracted text features cut to their first positions, which changes no number the DiT
 computes (padding is masked out of its attention), only the sequence it pays for."""
 
+import pathlib
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import pyramid_jax
+import train
 from pyramid_jax.dit_training.batches import batch_source
 from pyramid_jax.training.data import DataConfig, DataSource
+from pyramid_jax.sampling import TextConditioning
 from pyramid_jax.training.data.errors import DataError
+from pyramid_jax.training.data.storage import save_text
 
 from conftest import FIXTURES
 from latent_dataset import write_dataset
 
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SNAPSHOT_DIT = FIXTURES / "snapshots" / "miniflux_tiny" / "diffusion_transformer_384p"
 
 
@@ -49,3 +55,16 @@ def test_the_dit_output_does_not_change_when_padding_positions_are_cut():
     padded = dit(sample, text, mask, pooled, timesteps)[0]
     cut = dit(sample, text[:, :5], mask[:, :5], pooled, timesteps)[0]
     np.testing.assert_allclose(np.asarray(cut), np.asarray(padded), rtol=1e-5, atol=1e-5)
+
+
+def test_a_training_run_cuts_the_null_text_the_same_way(tmp_path):
+    """Text dropout swaps in `data.null_text`, which is cut to `text_tokens` like every caption (else its 8
+    positions would not fit the batch's 6)."""
+    annotation = write_dataset(tmp_path / "data", [(3, 8, 8, 4)] * 4, text_len=8)
+    null = tmp_path / "null.npz"
+    save_text(str(null), TextConditioning(np.zeros((8, 32), np.float16), np.eye(8, dtype=np.int32)[0],
+                                          np.zeros(24, np.float16)))
+    assert train.main(["--config", str(ROOT / "configs" / "train" / "tiny.py"), f"output_dir={tmp_path / 'run'}",
+                       "data.source=latents", f"data.annotation={annotation}", f"data.null_text={null}",
+                       "data.text_tokens=6", "data.read_threads=1", "step.objective.text_dropout=0.5",
+                       "loop.num_steps=1", "loop.save_every=1"]) == 0

@@ -92,13 +92,14 @@ class TextReader:
     def load(self, record: dict) -> TextConditioning | str:
         if not self.features:
             return record["text"]
-        text = load_text(record["text_fea"])
-        return trim_text(text, self.tokens, record["text_fea"]) if self.tokens else text
+        return trim_text(load_text(record["text_fea"]), self.tokens, record["text_fea"])
 
 
 def trim_text(text: TextConditioning, tokens: int, what: str) -> TextConditioning:
-    """One caption's features `text` (embeds `[L, J]`, mask `[L]`) cut to their first `tokens` positions; a token
-    beyond them (mask 1) is an error naming `what`."""
+    """One caption's features `text` (embeds `[L, J]`, mask `[L]`) cut to their first `tokens` positions (0: as
+    they are); a token beyond them (mask 1) is an error naming `what`."""
+    if not tokens:
+        return text
     mask = np.asarray(text.mask)
     if mask[tokens:].any():
         raise DataError(what, f"the caption has {int(np.flatnonzero(mask)[-1]) + 1} text positions, more than "
