@@ -27,10 +27,12 @@ class TrainState:
     num_skipped: jax.Array  # int32: steps whose update was dropped (non-finite or exploding loss)
 
 
-def split_for_training(model: nnx.Module, compute_dtype=None) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
-    """(graphdef, params, buffers) of a DiT or the VAE; with `compute_dtype` the graphdef computes in it, whatever
-    the parameters' dtype (e.g. bfloat16 matmuls on float32 master weights)."""
-    graphdef, params, buffers = nnx.split(model, nnx.Param, ...)
+def split_for_training(model: nnx.Module, compute_dtype=None,
+                       trained: nnx.filterlib.Filter = nnx.Param) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
+    """(graphdef, params, buffers) of a DiT or the VAE: `params` are the variables `trained` selects (every
+    `nnx.Param` by default), `buffers` the rest, which training never updates. With `compute_dtype` the graphdef
+    computes in it, whatever the parameters' dtype (e.g. bfloat16 matmuls on float32 master weights)."""
+    graphdef, params, buffers = nnx.split(model, trained, ...)
     if compute_dtype is not None:
         param_dtype = jax.tree.leaves(params)[0].dtype
         graphdef, _ = weights.abstract_module(

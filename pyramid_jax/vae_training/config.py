@@ -96,6 +96,9 @@ class VAETrainConfig:
     # From scratch only: conv kernels drawn from N(0, 1/fan_in) (variance preserving) instead of the release's
     # N(0, 0.02), which scales a conv's output by 0.02·sqrt(fan_in) (1/12 to 1/1.7 in the demo VAE) and slows its start.
     fan_in_init: bool = False
+    # Train the decoder (and post_quant_conv) only; the loaded encoder, and so its latent space, stays as it is: a
+    # sharper decoder for latents a DiT was already trained on.
+    decoder_only: bool = False
     lpips: str = ""  # LPIPS weights for the perceptual loss: vgg_lpips.pth (allow_pickle), safetensors or converted
     allow_pickle: bool = False  # read torch pickles (.pth / .bin): only for files you trust
     compute_dtype: str = "bfloat16"  # conv dtype; master weights and optimizer state stay float32
@@ -111,3 +114,5 @@ class VAETrainConfig:
     def __post_init__(self):
         if not self.from_scratch and (self.fan_in_init or self.initial_logvar is not None):
             raise ValueError("fan_in_init and initial_logvar initialise a fresh VAE: they need from_scratch=True")
+        if self.decoder_only and self.from_scratch:
+            raise ValueError("decoder_only keeps the loaded encoder: it needs from_scratch=False and a trained vae")

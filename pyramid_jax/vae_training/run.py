@@ -33,6 +33,10 @@ from pyramid_jax.vae_training.discriminator import NLayerDiscriminator
 from pyramid_jax.vae_training.gan_state import GANTrainState
 from pyramid_jax.vae_training.train_step import make_vae_train_step
 
+# The VAE's decoder side: what `VAETrainConfig.decoder_only` trains.
+DECODER = nnx.All(nnx.Param, nnx.Any(nnx.PathContains("decoder"), nnx.PathContains("post_quant_conv")))
+
+
 def vae_plan(clips: jax.Array, step: int) -> tuple[jax.Array, StepCost]:
     """The loop's plan for VAE batches: as they are; the cost counted in latent positions."""
     del step
@@ -78,7 +82,7 @@ def train_vae(config: VAETrainConfig, log: Callable[[str], None] = print):
     def batches(start: int, state: dict | None = None) -> Batches:
         return Batches(pipeline.iterator(start, state), lambda host, _: place_batch(host.samples, mesh))
 
-    graphdef, params, buffers = split_for_training(vae, dtype)
+    graphdef, params, buffers = split_for_training(vae, dtype, DECODER if config.decoder_only else nnx.Param)
     state = init_train_state(params, buffers, gradient_transform(config.step.optimizer), ema=config.ema)
     critic = None
     if config.step.disc_weight > 0:
@@ -91,7 +95,8 @@ def train_vae(config: VAETrainConfig, log: Callable[[str], None] = print):
                                                          config.loop.seed, log)
     step_fn = make_vae_train_step(graphdef, config.step, lpips, shardings, critic)
     n_params = sum(np.size(x) for x in jax.tree.leaves(state.params))  # the VAE's
-    log(f"training the VAE: {n_params / 1e6:.2f}M parameters on {jax.device_count()} {jax.devices()[0].platform} "
+    part = "the VAE's decoder" if config.decoder_only else "the VAE"
+    log(f"training {part}: {n_params / 1e6:.2f}M parameters on {jax.device_count()} {jax.devices()[0].platform} "
         f"device(s), mesh {dict(mesh.shape)}, {config.compute_dtype} compute, clips of {data.frames} frames "
         f"{data.resolution[0]}x{data.resolution[1]}" + (f" cropped to {config.step.crop}" if config.step.crop else "")
         + (f", PatchGAN from step {config.step.disc_start}" if critic is not None else ""))

@@ -121,29 +121,55 @@ def steps_lower_the_loss_and_lpips_is_an_option():
                                rtol=1e-5)
 
 
-def test_train_py_trains_a_vae_from_scratch_and_exports_it(tmp_path):
-    import train
-
-    write_shapes_dataset(str(tmp_path / "data"), 4, frames=9, size=16)
-    (tmp_path / "init").mkdir()
-    (tmp_path / "init" / "config.json").write_text(json.dumps({"_class_name": "CausalVideoVAE", **TINY}))
-    config = tmp_path / "vae.py"
+def _vae_run_config(tmp_path, name: str, vae: str, **fields) -> str:
+    """A `train.py` config file for a 2-step VAE run on 4 tiny shape clips (written once) with `fields` added."""
+    if not (tmp_path / "data").is_dir():
+        write_shapes_dataset(str(tmp_path / "data"), 4, frames=9, size=16)
+    config = tmp_path / f"{name}.py"
     config.write_text(
         "from pyramid_jax.vae_training.config import VAEDataConfig, VAETrainConfig\n"
         "from pyramid_jax.parallel.mesh import MeshConfig\n"
         "from pyramid_jax.training.loop import LoopConfig\n"
         "def get_config():\n"
-        f"    return VAETrainConfig(vae={str(tmp_path / 'init')!r}, from_scratch=True, compute_dtype='float32',\n"
-        f"        output_dir={str(tmp_path / 'run')!r}, mesh=MeshConfig(data=2, fsdp=4),\n"
+        f"    return VAETrainConfig(vae={vae!r}, compute_dtype='float32', output_dir={str(tmp_path / name)!r},\n"
+        "        mesh=MeshConfig(data=2, fsdp=4),\n"
         f"        data=VAEDataConfig(annotation={str(tmp_path / 'data' / 'train.jsonl')!r}, batch_size=2,\n"
         "                           frames=9, resolution=(16, 16)),\n"
-        "        loop=LoopConfig(num_steps=2, log_every=1, save_every=2))\n")
-    assert train.main(["--config", str(config)]) == 0
+        f"        loop=LoopConfig(num_steps=2, log_every=1, save_every=2), **{fields!r})\n")
+    return str(config)
+
+
+def test_train_py_trains_a_vae_from_scratch_and_exports_it(tmp_path):
+    import train
+
+    (tmp_path / "init").mkdir()
+    (tmp_path / "init" / "config.json").write_text(json.dumps({"_class_name": "CausalVideoVAE", **TINY}))
+    config = _vae_run_config(tmp_path, "run", str(tmp_path / "init"), from_scratch=True)
+    assert train.main(["--config", config]) == 0
     vae = load_vae(str(tmp_path / "run" / "model"))
     assert vae.config == VAEConfig(**TINY)
     assert (tmp_path / "run" / "checkpoints" / "2").is_dir()
-    assert train.main(["--config", str(config), "loop.num_steps=3"]) == 0  # resumes at step 2
+    assert train.main(["--config", config, "loop.num_steps=3"]) == 0  # resumes at step 2
     assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir() if p.name.isdigit()) == ["2", "3"]
+
+
+def test_decoder_only_run_keeps_the_encoder_and_its_latents(tmp_path):
+    import train
+    from pyramid_jax.io.weights import write_converted
+    from pyramid_jax.vae.load import VAE, vae_config_to_dict
+    from pyramid_jax.vae_training.config import VAETrainConfig
+
+    trained = tmp_path / "trained"
+    fresh = VAE.init(VAEConfig(**TINY), 0)
+    write_converted(str(trained), vae_config_to_dict(fresh.config),
+                    [(path, var.get_value()) for path, var in nnx.to_flat_state(nnx.state(fresh))])
+    assert train.main(["--config", _vae_run_config(tmp_path, "decoder", str(trained), decoder_only=True)]) == 0
+    before, after = (nnx.to_flat_state(nnx.state(load_vae(str(p)))) for p in (trained, tmp_path / "decoder" / "model"))
+    changed = {path[0] for (path, a), (_, b) in zip(before, after)
+               if not np.array_equal(np.asarray(a.get_value()), np.asarray(b.get_value()))}
+    assert changed == {"decoder", "post_quant_conv"}
+    with pytest.raises(ValueError, match="decoder_only keeps the loaded encoder"):
+        VAETrainConfig(vae=str(trained), from_scratch=True, decoder_only=True)
 
 
 def test_gan_term_starts_at_disc_start_with_the_adaptive_weight():
