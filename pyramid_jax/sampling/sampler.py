@@ -36,7 +36,7 @@ from pyramid_jax.sampling.noise import NoiseSource, UnitNoise
 from pyramid_jax.sampling.pyramid import latent_pyramid, upsample_nearest_2x
 from pyramid_jax.sampling.rounding import rounded
 from pyramid_jax.sampling.scheduler import PyramidFlowScheduler, euler_step
-from pyramid_jax.text.conditioning import TextConditioning
+from pyramid_jax.text.conditioning import TextConditioning, cut_text, text_bucket
 
 
 def guidance_rows(positive: TextConditioning, negative: TextConditioning) -> TextConditioning:
@@ -185,9 +185,11 @@ class PyramidSampler:
         per unit, history and the unit together: older frames drop out, so past `window` units the token count and
         the program stay the same. `callback(unit, temp)` runs before each generated unit, `on_unit(video so far)`
         after it (e.g. to save progress). Generated unit i draws `noise(i)`. Histories are padded to
-        `history_buckets` of the frames the DiT sees (unless `pad_history` is off). Latents that turn NaN or
-        infinite raise `NonFiniteError` naming the unit.
+        `history_buckets` of the frames the DiT sees (unless `pad_history` is off). The text is cut to
+        `text_bucket` positions (its trailing padding, which changes no output). Latents that turn NaN or infinite
+        raise `NonFiniteError` naming the unit.
         """
+        text = cut_text(text, text_bucket(text.mask))
         frames = [] if history is None else list(jnp.split(history.astype(text.embeds.dtype), history.shape[1], 1))
         buckets = history_buckets(temp if window is None else min(temp, window))
         given = len(frames)

@@ -11,7 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
+from pyramid_jax.errors import ArgumentError
 from pyramid_jax.sampling import TextConditioning
+from pyramid_jax.text.conditioning import cut_text
 from pyramid_jax.training.data.buckets import closest_resolution
 from pyramid_jax.training.data.errors import DataError
 from pyramid_jax.training.data.frames import latent_frames, pixel_frames, read_frames, resize_crop, video_info
@@ -97,11 +99,10 @@ class TextReader:
 
 def trim_text(text: TextConditioning, tokens: int, what: str) -> TextConditioning:
     """One caption's features `text` (embeds `[L, J]`, mask `[L]`) cut to their first `tokens` positions (0: as
-    they are); a token beyond them (mask 1) is an error naming `what`."""
+    they are); a token beyond them (mask 1), or more positions than they have, is an error naming `what`."""
     if not tokens:
         return text
-    mask = np.asarray(text.mask)
-    if mask[tokens:].any():
-        raise DataError(what, f"the caption has {int(np.flatnonzero(mask)[-1]) + 1} text positions, more than "
-                              f"data.text_tokens={tokens}; raise data.text_tokens (0 keeps every position)")
-    return TextConditioning(text.embeds[:tokens], mask[:tokens], text.pooled)
+    try:
+        return cut_text(text, tokens, "data.text_tokens")
+    except ArgumentError as error:
+        raise DataError(what, f"{error} (0 keeps every position)") from None
