@@ -7,7 +7,8 @@
 Every measurement runs in a fresh process (so "cold" pays every compile; the persistent compilation cache is off)
 that imports `pyramid_jax` from the checkout being measured; checkouts alternate within each round, so both see
 the same machine load. The DiT is a randomly initialised miniFLUX (default D=256, 2 double + 4 single blocks),
-text conditioning is random (no text encoder) and there is no VAE decode: this measures the sampler alone.
+text conditioning is random (no text encoder; `--text-tokens` real positions of 128 in the negative and the
+positive row) and there is no VAE decode: this measures the sampler alone.
 A line per measurement, then the best of each checkout and the ratios base / this.
 """
 
@@ -46,8 +47,9 @@ def worker(args) -> dict:
         config = config.replace(attention_backend=args.attention_backend)
     dit = PyramidFluxTransformer(config, rngs=nnx.Rngs(0))
     keys = jax.random.split(jax.random.key(0), 3)
+    tokens = jnp.asarray([[int(n)] for n in args.text_tokens.split(",")])
     text = TextConditioning(jax.random.normal(keys[0], (2, 128, config.joint_attention_dim)),
-                            jnp.ones((2, 128), jnp.int32).at[0, 20:].set(0),
+                            (jnp.arange(128) < tokens).astype(jnp.int32),
                             jax.random.normal(keys[1], (2, config.pooled_projection_dim)))
     sampler = PyramidSampler(dit) if args.pad_history else PyramidSampler(dit, pad_history=False)
     h, w = args.height // 8, args.width // 8
@@ -86,6 +88,8 @@ def main() -> int:
     p.add_argument("--double", type=int, default=2, help="double-stream blocks")
     p.add_argument("--single", type=int, default=4, help="single-stream blocks")
     p.add_argument("--warm-runs", type=int, default=2)
+    p.add_argument("--text-tokens", default="20,128", help="real text positions (of 128) in the negative and the "
+                   "positive row; the sampler cuts the padding after the longest")
     p.add_argument("--attention-backend", default="auto", help="this checkout's DiT attention backend")
     p.add_argument("--pad-history", type=int, default=1, help="0: this checkout's sampler without history buckets")
     p.add_argument("--worker", help=argparse.SUPPRESS)
