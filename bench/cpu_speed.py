@@ -9,7 +9,8 @@ that imports `pyramid_jax` from the checkout being measured; checkouts alternate
 the same machine load. The DiT is a randomly initialised miniFLUX (default D=256, 2 double + 4 single blocks),
 text conditioning is random (no text encoder; `--text-tokens` real positions of 128 in the negative and the
 positive row) and there is no VAE decode: this measures the sampler alone.
-A line per measurement, then the best of each checkout and the ratios base / this.
+A line per measurement (wall seconds, and the process's CPU seconds over all threads, which other jobs on a shared
+box disturb less), then the best of each checkout and the ratios base / this.
 """
 
 from __future__ import annotations
@@ -60,18 +61,19 @@ def worker(args) -> dict:
     jax.block_until_ready(text)
     compiles.clear()
     before = PyramidSampler.num_programs()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     video()
-    cold = time.perf_counter() - start
-    result = dict(package=os.path.dirname(pyramid_jax.__file__), cold_s=cold, compile_s=sum(compiles),
+    cold, cold_cpu = time.perf_counter() - start, time.process_time() - cpu
+    result = dict(package=os.path.dirname(pyramid_jax.__file__), cold_s=cold, cold_cpu_s=cold_cpu,
+                  compile_s=sum(compiles),
                   compiles=len(compiles),
                   unit_programs=PyramidSampler.num_programs() - before)
     warm = []
     for _ in range(args.warm_runs):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         video()
-        warm.append(time.perf_counter() - start)
-    result["warm_s"] = min(warm)
+        warm.append((time.perf_counter() - start, time.process_time() - cpu))
+    result["warm_s"], result["warm_cpu_s"] = min(warm)
     return result
 
 
@@ -119,15 +121,18 @@ def main() -> int:
             m = json.loads(out.stdout.strip().splitlines()[-1])
             if m.pop("package") != os.path.join(checkouts[name], "pyramid_jax"):
                 raise SystemExit(f"{name}: imported pyramid_jax from elsewhere than {checkouts[name]}")
-            print(f"round {r} {name:4s}: cold first video {m['cold_s']:.1f} s ({m['compiles']} XLA compiles, "
-                  f"{m['compile_s']:.1f} s; {m['unit_programs']} unit programs), warm video {m['warm_s']:.1f} s")
+            print(f"round {r} {name:4s}: cold first video {m['cold_s']:.1f} s (CPU {m['cold_cpu_s']:.1f} s; "
+                  f"{m['compiles']} XLA compiles, {m['compile_s']:.1f} s; {m['unit_programs']} unit programs), "
+                  f"warm video {m['warm_s']:.1f} s (CPU {m['warm_cpu_s']:.1f} s)")
             if name in best:
                 m = {k: min(v, best[name][k]) for k, v in m.items()}
             best[name] = m
     if "base" in best:
         print(f"best of {args.rounds}: warm {best['base']['warm_s']:.1f} -> {best['this']['warm_s']:.1f} s "
               f"(x{best['base']['warm_s'] / best['this']['warm_s']:.2f}), cold {best['base']['cold_s']:.1f} -> "
-              f"{best['this']['cold_s']:.1f} s (x{best['base']['cold_s'] / best['this']['cold_s']:.2f})")
+              f"{best['this']['cold_s']:.1f} s (x{best['base']['cold_s'] / best['this']['cold_s']:.2f}); CPU s: warm "
+              f"x{best['base']['warm_cpu_s'] / best['this']['warm_cpu_s']:.2f}, cold "
+              f"x{best['base']['cold_cpu_s'] / best['this']['cold_cpu_s']:.2f}")
     return 0
 
 
