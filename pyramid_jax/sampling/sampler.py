@@ -8,7 +8,9 @@ the DiT on `[history clips..., current latent]` with classifier-free guidance (p
 Programs are compiled once per process (`parallel/compiled.py`) for each (history capacity, step counts, shapes).
 A unit's history is padded to its bucket's capacity (`sampling/buckets.py`) with masked pad frames whose count is a
 runtime input, so a video of `temp` units compiles one first-unit program and about `log2(temp) - 1` history
-programs once (4 for temp 16, 5 for temp 31), and every later video of the same size reuses them. Under a mesh the
+programs once (4 for temp 16, 5 for temp 31), and every later video of the same size reuses them. The text is
+cut to the few lengths of `text_bucket` (only its trailing padding goes, which no output depends on), so most
+prompts share those programs too, and the DiT pays for the positions prompts use, not all 128. Under a mesh the
 DiT parameters are placed by the rule table (fsdp / tensor; a DiT loaded onto the mesh stays where it is), the
 programs are traced on the mesh (the DiT's logical-axis constraints apply), rows are split over `data` x `fsdp`
 (padded with repeated samples to a multiple of it) and tokens over `sequence` (padded with masked tokens, see
