@@ -6,8 +6,9 @@
    (pyramid_jax/demo), written as mp4 + jsonl under out/shapes_demo/data;
 2. the untrained models: word-level tokenizers with small random CLIP and T5 encoders (kept frozen), and the
    config.json of the small VAE and DiT (pyramid_jax/demo/models.py);
-3. `train.py --config configs/train/shapes_vae_images.py`, then `configs/train/shapes_vae.py`: the VAE, from
-   scratch, on single frames and then on whole clips;
+3. `train.py --config configs/train/shapes_vae_images.py`, then `configs/train/shapes_vae.py`, then
+   `configs/train/shapes_vae_decoder.py`: the VAE, from scratch, on single frames, then on whole clips, then its
+   decoder alone on whole clips (the encoder, and so the latents, as stage 2 left them);
 4. `tools/extract_video_latents.py` and `tools/extract_text_features.py` with that VAE and the text encoders;
 5. `train.py --config configs/train/shapes_dit.py`: the DiT, from scratch, on those latents;
 6. the snapshot: text stack + trained VAE + trained DiT, written atomically to --output.
@@ -81,12 +82,12 @@ def build(argv) -> int:
             write_json(os.path.join(tmp, VAE_FOLDER, "config.json"), VAE_CONFIG)
             write_json(os.path.join(tmp, dit_variant, "config.json"), DIT_CONFIG)
 
-    for stage in ("shapes_vae_images.py", "shapes_vae.py"):
+    for stage in ("shapes_vae_images.py", "shapes_vae.py", "shapes_vae_decoder.py"):
         run("train.py", "--config", os.path.join(ROOT, "configs", "train", stage))
     with atomic_directory(staged, overwrite=True) as tmp:  # text stack + trained VAE, for the extraction tools
         for name in text_folder_names(family):
             shutil.copytree(os.path.join(init, name), os.path.join(tmp, name))
-        shutil.copytree(os.path.join(WORK, "vae_run", "model"), os.path.join(tmp, VAE_FOLDER))
+        shutil.copytree(os.path.join(WORK, "vae_decoder_run", "model"), os.path.join(tmp, VAE_FOLDER))
     run("tools/extract_video_latents.py", "--snapshot", staged, "--annotation", os.path.join(data, "train.jsonl"),
         "--output-dir", os.path.join(WORK, "latents"), "--resolutions", f"{SIZE}x{SIZE}", "--num-frames", str(FRAMES),
         "--dtype", "float32", "--save-dtype", "float32")

@@ -13,6 +13,7 @@ The readers also take the reference's own `.pt` files in either role (reference_
 from __future__ import annotations
 
 import os
+import threading
 import zipfile
 
 import numpy as np
@@ -26,6 +27,10 @@ from pyramid_jax.training.data.reference_files import (is_reference_file, load_r
 
 TEXT_KEYS = ("embeds", "mask", "pooled")
 NULL_TEXT_FILE = "null_text.npz"
+# numpy parses every .npy header with `ast.literal_eval`; on CPython 3.11.7 (the development box's) two threads
+# building ASTs at once can fail with "AST constructor recursion depth mismatch" (CPython gh-106905), which killed demo
+# training runs with two reader threads. The files are small, so reads hold this lock around header and data alike.
+NUMPY_READS = threading.Lock()
 
 
 def _replace_atomically(path: str, write) -> None:
@@ -44,7 +49,7 @@ def latent_shape(path: str) -> tuple[int, int, int, int]:
     """`(T, h, w, C)` from the header; a missing, truncated or malformed file raises a DataError."""
     if is_reference_file(path):
         return reference_latent_shape(path)
-    with reading(path, "latent file"):
+    with reading(path, "latent file"), NUMPY_READS:
         shape = np.load(path, mmap_mode="r").shape
     if len(shape) != 4 or 0 in shape:
         raise DataError(path, f"latents must be [T, h, w, C], the file holds shape {shape}")
@@ -55,7 +60,7 @@ def load_latents(path: str, frames: int) -> np.ndarray:
     """The first `frames` latent frames, float32 `[frames, h, w, C]`."""
     if is_reference_file(path):
         return load_reference_latents(path, frames)
-    with reading(path, "latent file"):
+    with reading(path, "latent file"), NUMPY_READS:
         return np.asarray(np.load(path, mmap_mode="r")[:frames], np.float32)
 
 
@@ -71,7 +76,7 @@ def text_shapes(path: str) -> tuple[tuple[int, ...], ...]:
     if is_reference_file(path):
         return reference_text_shapes(path)
     shapes = []
-    with reading(path, "text feature file"), zipfile.ZipFile(path) as archive:
+    with reading(path, "text feature file"), NUMPY_READS, zipfile.ZipFile(path) as archive:
         for key in TEXT_KEYS:
             with archive.open(f"{key}.npy") as f:
                 version = np.lib.format.read_magic(f)
@@ -88,6 +93,6 @@ def load_text(path: str) -> TextConditioning:
     """One caption's encoding as numpy: embeds float32 `[L, J]`, mask int32 `[L]`, pooled float32 `[P]`."""
     if is_reference_file(path):
         return load_reference_text(path)
-    with reading(path, "text feature file"), np.load(path) as f:
+    with reading(path, "text feature file"), NUMPY_READS, np.load(path) as f:
         return TextConditioning(f["embeds"].astype(np.float32), f["mask"].astype(np.int32),
                                 f["pooled"].astype(np.float32))
