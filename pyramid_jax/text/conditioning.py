@@ -16,9 +16,9 @@ from pyramid_jax import validation
 from pyramid_jax.errors import ArgumentError
 
 # The lengths the sampler cuts the text to: powers of two from 16 up to the encoder's length (16, 32, 64, 128 for
-# T5's 128). Every length compiles programs of its own: geometric steps keep them few (4 for 128) and most prompts
-# on one (with guidance the negative prompt's row counts too), while the padding kept stays below the tokens kept
-# once they are more than 16.
+# T5's 128). Every length compiles programs of its own: geometric steps keep them few (4 for 128) and put most
+# prompts on one (with guidance the negative prompt's row counts too), while the padding kept stays below the tokens
+# kept once they are more than 16.
 MIN_TEXT_BUCKET = 16
 
 

@@ -9,6 +9,8 @@ from pyramid_jax.errors import ArgumentError
 from pyramid_jax.pipeline import PyramidFlowPipeline
 from pyramid_jax.sampling.sampler import PyramidSampler
 from pyramid_jax.text.conditioning import TextConditioning, cut_text, text_bucket, text_length
+from pyramid_jax.training.data.errors import DataError
+from pyramid_jax.training.data.readers import trim_text
 
 from conftest import FIXTURES
 
@@ -52,6 +54,8 @@ def test_cut_text_takes_one_caption_or_rows_and_refuses_a_bad_length():
     for bad in (0, 9, 2.0, True):
         with pytest.raises(ArgumentError, match="length must be an integer"):
             cut_text(batch, bad)
+    with pytest.raises(DataError, match="caption.npz: data.text_tokens must be an integer in 1..8; got 9"):
+        trim_text(caption, 9, "caption.npz")  # training's data.text_tokens goes through the same cut
 
 
 @pytest.mark.parametrize("snapshot", ["miniflux_tiny", "sd3_tiny"])
