@@ -144,11 +144,8 @@ def sample_and_judge(work: str, model: str, word: str, cases: list[Case], seed: 
                      ) -> dict[str, int]:
     """`sample.py` on every case's prompt with the base DiT or (`model` "lora") with the LoRA at `scale`, each video
     judged."""
-    import numpy as np
-    from PIL import Image
-
     import sample
-    from pyramid_jax.demo.judge import read_video
+    from pyramid_jax.demo.judge import read_frame_folder, read_video
     from pyramid_jax.demo.shapes import COLOURS, DIRECTIONS, MOTIONS, PALETTE
 
     # The judge knows the trained words and the word taught (another taught one could only be misread as it).
@@ -168,11 +165,8 @@ def sample_and_judge(work: str, model: str, word: str, cases: list[Case], seed: 
     print(f"  sampled in {time.perf_counter() - started:.0f} s", flush=True)
     right = dict.fromkeys(("taught_colour", "taught_direction", "trained_colour", "trained_direction"), 0)
     for i, case in enumerate(cases):
-        folder = os.path.join(out, f"video_{i}")
-        frames = np.stack([np.asarray(Image.open(os.path.join(folder, name)).convert("RGB"))
-                           for name in sorted(os.listdir(folder))])
         try:
-            reading = read_video(frames, palette, directions)
+            reading = read_video(read_frame_folder(os.path.join(out, f"video_{i}")), palette, directions)
         except ValueError as error:
             print(f"  {model}: {case.prompt!r}: unreadable ({error})")
             continue

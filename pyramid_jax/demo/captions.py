@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,6 +25,28 @@ HELD_OUT_TEMPLATES = (
 )
 # The pipeline appends this to every prompt (as the reference does); half of the training captions end with it.
 PROMPT_SUFFIX = ", hyper quality, Ultra HD, 8K"
+
+
+class HeldOutPrompt(NamedTuple):
+    """An evaluation prompt in a held-out wording and what its video should show."""
+
+    prompt: str
+    colour: str
+    shape: str
+    direction: str
+
+
+def held_out_prompts(kind: str = "directions") -> list[HeldOutPrompt]:
+    """The demo's evaluation prompts: "directions", every colour with every direction (24; shapes and the
+    wordings in turn), or "shapes", every colour with every shape (18; directions in turn)."""
+    if kind == "directions":
+        draws = [(c, SHAPES[i % len(SHAPES)], d) for i, (c, d) in enumerate(itertools.product(COLOURS, DIRECTIONS))]
+    elif kind == "shapes":
+        draws = [(c, s, d) for (c, s), d in zip(itertools.product(COLOURS, SHAPES), itertools.cycle(DIRECTIONS))]
+    else:
+        raise ValueError(f"kind must be 'directions' or 'shapes', got {kind!r}")
+    return [HeldOutPrompt(HELD_OUT_TEMPLATES[i % len(HELD_OUT_TEMPLATES)].format(colour=c, shape=s, direction=d),
+                          c, s, d) for i, (c, s, d) in enumerate(draws)]
 
 
 def caption(clip: ShapeClip, template: str) -> str:

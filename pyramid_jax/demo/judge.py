@@ -4,6 +4,7 @@ demo's check), also as a command: `python -m pyramid_jax.demo.judge clip.mp4 [mo
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NamedTuple, Sequence
 
@@ -70,6 +71,16 @@ def read_video(video: np.ndarray, palette: dict[str, tuple[int, int, int]] = COL
     shape = ("triangle" if np.median(lower) > TRIANGLE_LOWER_SHARE else
              "square" if np.median(fill) > SQUARE_FILL else "circle")
     return Reading(nearest, direction, (float(dx), float(dy)), shape, max(pieces))
+
+
+def read_frame_folder(folder: str) -> np.ndarray:
+    """uint8 `[T, H, W, 3]` from a folder of PNG frames as `sample.py` writes them (`frame_00000.png`, ...)."""
+    from PIL import Image
+
+    names = sorted(name for name in os.listdir(folder) if name.startswith("frame_") and name.endswith(".png"))
+    if not names:
+        raise ValueError(f"{folder} holds no frame_*.png files")
+    return np.stack([np.asarray(Image.open(os.path.join(folder, name)).convert("RGB")) for name in names])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,19 +3,14 @@ train.py with the LoRA config -> base and LoRA sampled on held-out prompts and j
 measured figures are in the README): the LoRA folder is written, loads, and changes the videos."""
 
 import json
-import os
 
 import jax
 import numpy as np
 import pytest
-from PIL import Image
 
+from pyramid_jax.demo.judge import read_frame_folder
 from pyramid_jax.errors import UserError
 from tools import teach_shapes_lora as teach
-
-
-def _frames(folder):
-    return np.stack([np.asarray(Image.open(os.path.join(folder, n))) for n in sorted(os.listdir(folder))])
 
 
 def test_the_tool_trains_a_lora_that_loads_and_changes_the_videos(tmp_path, capsys, monkeypatch):
@@ -34,7 +29,7 @@ def test_the_tool_trains_a_lora_that_loads_and_changes_the_videos(tmp_path, caps
     annotation = [json.loads(line) for line in open(work / "data" / "train.jsonl")]
     assert len(annotation) == 4 and {r["direction"] for r in annotation} <= {"diagonally", "left", "right", "up", "down"}
     for i in range(2):  # one prompt with "diagonally", one with trained words only
-        base, lora = (_frames(work / "eval" / model / f"video_{i}") for model in ("base", "lora"))
+        base, lora = (read_frame_folder(str(work / "eval" / model / f"video_{i}")) for model in ("base", "lora"))
         assert base.shape == lora.shape == (9, 64, 64, 3)
         assert np.abs(base.astype(int) - lora.astype(int)).max() > 0  # the LoRA was applied
     assert "'diagonally' prompts: direction diagonally" in out and "| base |" in out and "| lora |" in out
