@@ -1,5 +1,5 @@
 """Judge a moving-shapes snapshot on prompts in the held-out wordings: how many of its videos show the prompted
-colour, direction and shape in one clean piece (the figures of the README's demo table).
+colour (over the clip and in its first frame), direction and shape in one clean piece (the figures of the README's demo table).
 
     python tools/judge_shapes_demo.py                                   # the embedded demo, seed 0
     python tools/judge_shapes_demo.py --snapshot out/snap --seed 1 -- --guidance-scale 5
@@ -23,7 +23,7 @@ sys.path.insert(0, ROOT)
 from pyramid_jax.errors import UserError, add_debug_flag, run_cli  # noqa: E402 (after the path setup)
 
 SETS = ("directions", "shapes")
-ASPECTS = ("colour", "direction", "shape", "one piece")
+ASPECTS = ("colour", "frame-0 colour", "direction", "shape", "one piece")
 
 
 def main(argv=None) -> int:
@@ -73,13 +73,14 @@ def judge_snapshot(snapshot: str, seed: int, sample_args: list[str]) -> dict[str
         for case, reading in zip(cases[name], readings[start:start + len(cases[name])]):
             if reading is None:
                 continue
-            got = {"colour": reading.colour == case.colour, "direction": reading.direction == case.direction,
+            got = {"colour": reading.colour == case.colour, "frame-0 colour": reading.first_colour == case.colour,
+                   "direction": reading.direction == case.direction,
                    "shape": reading.shape == case.shape, "one piece": reading.pieces == 1}
             for aspect, ok in got.items():
                 right[aspect] += ok
             if not all(got.values()):
-                print(f"{case.prompt!r}: {reading.colour} {reading.shape} moving {reading.direction} "
-                      f"({reading.pieces} piece(s), travel {reading.shift[0]:+.1f}, {reading.shift[1]:+.1f} px)")
+                print(f"{case.prompt!r}: {reading.colour} (frame 0 {reading.first_colour}) {reading.shape} moving "
+                      f"{reading.direction} ({reading.pieces} piece(s), travel {reading.shift[0]:+.1f}, {reading.shift[1]:+.1f} px)")
         table[name], start = (right, len(cases[name])), start + len(cases[name])
     return table
 

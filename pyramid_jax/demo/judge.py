@@ -28,6 +28,7 @@ class Reading(NamedTuple):
     shift: tuple[float, float]  # centroid motion (x, y) in pixels from the first to the last frame (least squares)
     shape: str  # from the largest piece's median outline: lower-half share and fill of its bounding box
     pieces: int  # the most separate foreground pieces in any frame (a clean clip has 1)
+    first_colour: str  # the palette colour nearest to the first shown frame's median (frame 0 can drift alone)
 
 
 def _outline(mask: np.ndarray) -> tuple[int, float, float]:
@@ -55,9 +56,12 @@ def read_video(video: np.ndarray, palette: dict[str, tuple[int, int, int]] = COL
     shown = mask.sum(axis=(1, 2)) >= MIN_PIXELS
     if shown.sum() < max(2, len(video) // 2):
         raise ValueError(f"a shape shows in only {int(shown.sum())} of {len(video)} frames")
-    colour = np.median(video[mask], axis=0)
     names = list(palette)
-    nearest = names[int(np.argmin([np.linalg.norm(colour - np.asarray(palette[n])) for n in names]))]
+
+    def nearest(pixels: np.ndarray) -> str:
+        colour = np.median(pixels, axis=0)
+        return names[int(np.argmin([np.linalg.norm(colour - np.asarray(palette[n])) for n in names]))]
+
     ys, xs = np.mgrid[:video.shape[1], :video.shape[2]]
     frames = np.flatnonzero(shown)
     cx = np.array([xs[mask[t]].mean() for t in frames])
@@ -70,7 +74,8 @@ def read_video(video: np.ndarray, palette: dict[str, tuple[int, int, int]] = COL
     pieces, lower, fill = zip(*(_outline(mask[t]) for t in frames))
     shape = ("triangle" if np.median(lower) > TRIANGLE_LOWER_SHARE else
              "square" if np.median(fill) > SQUARE_FILL else "circle")
-    return Reading(nearest, direction, (float(dx), float(dy)), shape, max(pieces))
+    return Reading(nearest(video[mask]), direction, (float(dx), float(dy)), shape, max(pieces),
+                   nearest(video[frames[0]][mask[frames[0]]]))
 
 
 def read_frame_folder(folder: str) -> np.ndarray:
@@ -102,8 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{path}: unreadable: {error}")
             unreadable += 1
             continue
+        first = "" if reading.first_colour == reading.colour else f"; {reading.first_colour} in its first frame"
         print(f"{path}: {reading.colour} {reading.shape} moving {reading.direction} "
-              f"(travel {reading.shift[0]:+.1f}, {reading.shift[1]:+.1f} px; {reading.pieces} piece(s))")
+              f"(travel {reading.shift[0]:+.1f}, {reading.shift[1]:+.1f} px; {reading.pieces} piece(s){first})")
     return 1 if unreadable else 0
 
 

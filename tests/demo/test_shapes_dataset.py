@@ -1,6 +1,7 @@
 """The moving-shapes dataset: clips stay in frame, captions and held-out wordings, the jsonl `train.py` reads, and
 the colour/direction reader the demo test relies on."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -25,8 +26,8 @@ def test_every_clip_stays_in_frame_and_reads_back_as_generated():
         border = np.concatenate([video[:, 0], video[:, -1], video[:, :, 0], video[:, :, -1]], axis=1)
         assert (border == BACKGROUND).all(), clip  # the shape never touches the frame's edge
         reading = read_video(video)
-        assert (reading.colour, reading.direction, reading.shape, reading.pieces) == \
-            (clip.colour, clip.direction, clip.shape, 1), (clip, reading)
+        assert (reading.colour, reading.first_colour, reading.direction, reading.shape, reading.pieces) == \
+            (clip.colour, clip.colour, clip.direction, clip.shape, 1), (clip, reading)
         assert abs(max(np.abs(reading.shift)) - 16 * clip.speed) < 1.0
 
 
@@ -57,6 +58,14 @@ def test_dataset_draws_the_given_directions_and_the_default_draws_are_unchanged(
     again = read_annotations(write_shapes_dataset(str(tmp_path / "again"), 4, seed=3, frames=9, size=32,
                                                   directions=list(DIRECTIONS)))
     assert [r["text"] for r in plain] == [r["text"] for r in again]
+
+
+def test_reader_names_the_first_frames_colour_apart_from_the_clips():
+    clip = random_clip(np.random.default_rng(2), 9, 64, colour="red")
+    video = render(clip, 9, 64)
+    video[0] = render(dataclasses.replace(clip, colour="yellow"), 1, 64)[0]  # frame 0 drifted to yellow
+    reading = read_video(video)
+    assert (reading.colour, reading.first_colour) == ("red", "yellow")
 
 
 def test_reader_refuses_an_empty_video_and_names_a_static_one():

@@ -29,7 +29,7 @@ def test_the_tool_prints_a_table_whose_counts_match_its_readings(capsys):
     wrong = [line for line in out.splitlines() if line.startswith("'")]  # one line per prompt with a wrong reading
     for name, count in (("directions", 24), ("shapes", 18)):
         cells = rows[name].split(" | ")
-        assert len(cells) == 4 and all(cell.endswith(f"/{count}") for cell in cells)
+        assert len(cells) == 5 and all(cell.endswith(f"/{count}") for cell in cells)
         all_right = min(int(cell.split("/")[0]) for cell in cells)
         assert all_right >= count - sum(any(c.prompt == line.split("'")[1] for c in held_out_prompts(name))
                                         for line in wrong)
