@@ -30,7 +30,7 @@ DIT_CONFIG = {
     "num_layers": 2,
     "num_single_layers": 4,
     "attention_head_dim": 32,
-    "num_attention_heads": 3,
+    "num_attention_heads": 6,  # width 192: over width 96 the judge read 75 of 84 colours (69) and 46 shapes (38)
     "axes_dims_rope": [8, 12, 12],
     "joint_attention_dim": TEXT_WIDTH,
     "pooled_projection_dim": TEXT_WIDTH,
