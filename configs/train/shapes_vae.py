@@ -12,7 +12,6 @@ import os
 from pyramid_jax.demo.models import FRAMES
 from pyramid_jax.training.config import load_train_config
 from pyramid_jax.training.loop import LoopConfig
-from pyramid_jax.training.optimizer import OptimizerConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -29,8 +28,7 @@ def get_config():
         output_dir=os.path.join(work, "vae_run"),
         data=dataclasses.replace(images.data, batch_size=1, frames=FRAMES),
         step=dataclasses.replace(images.step, loss=dataclasses.replace(images.step.loss, first_frame_weight=3.0),
-                                 optimizer=OptimizerConfig(
-            learning_rate=5e-4, warmup_steps=50, warmup_start=0.0, b2=0.999, weight_decay=1e-3, decay_steps=2450,
-            min_learning_rate=5e-5)),
+                                 optimizer=dataclasses.replace(images.step.optimizer, decay_steps=2450,
+                                                               min_learning_rate=5e-5)),
         loop=LoopConfig(num_steps=2500, seed=0, log_every=100, save_every=500),
     )

@@ -10,8 +10,6 @@ import dataclasses
 import os
 
 from pyramid_jax.training.config import load_train_config
-from pyramid_jax.training.loop import LoopConfig
-from pyramid_jax.training.optimizer import OptimizerConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -24,8 +22,6 @@ def get_config():
         vae=os.path.join(clips.output_dir, "model"),
         decoder_only=True,
         output_dir=os.path.join(work, "vae_decoder_run"),
-        step=dataclasses.replace(clips.step, optimizer=OptimizerConfig(
-            learning_rate=5e-4, warmup_steps=50, warmup_start=0.0, b2=0.999, weight_decay=1e-3, decay_steps=2950,
-            min_learning_rate=5e-5)),
-        loop=LoopConfig(num_steps=3000, seed=1, log_every=100, save_every=500),
+        step=dataclasses.replace(clips.step, optimizer=dataclasses.replace(clips.step.optimizer, decay_steps=2950)),
+        loop=dataclasses.replace(clips.loop, num_steps=3000, seed=1),
     )
