@@ -14,6 +14,11 @@ from pyramid_jax.layers.rope import apply_rope
 Rope = tuple[jax.Array, jax.Array]
 
 
+def last_tokens(x: jax.Array, count: int | None, axis: int = 1) -> jax.Array:
+    """The last `count` tokens of `x` along `axis` (None: all of them)."""
+    return x if count is None else jax.lax.slice_in_dim(x, x.shape[axis] - count, x.shape[axis], axis=axis)
+
+
 def _heads(proj: nnx.Linear, norm: RMSNorm | None, x: jax.Array, num_heads: int) -> jax.Array:
     """Projects `[B, N, D]` to `[B, N, H, d]` (feature h*d + i is head h), then applies the per-head norm."""
     y = proj(x)
@@ -39,14 +44,26 @@ class JointAttention(nnx.Module):
         self.to_out = dense(dim, dim, ("heads", "embed"), **kw)
         self.to_add_out = None if context_pre_only else dense(dim, dim, ("heads", "embed"), **kw)
 
-    def __call__(self, x: jax.Array, c: jax.Array, rope: Rope, mask: TokenMask):
-        """x `[B, N, D]` image, c `[B, L, D]` text -> (image out `[B, N, D]`, text out `[B, L, D]` or None)."""
+    def __call__(self, x: jax.Array, c: jax.Array, rope: Rope, mask: TokenMask, queries: int | None = None):
+        """x `[B, N, D]` image, c `[B, L, D]` text -> (image out `[B, N, D]`, text out `[B, L, D]` or None).
+
+        `queries` (pre-only blocks, whose text outputs nobody reads): only the last that many image tokens' outputs
+        are computed and returned, `[B, queries, D]`."""
         h = self.num_heads
-        q = jnp.concatenate([_heads(self.add_q_proj, self.norm_added_q, c, h), _heads(self.to_q, self.norm_q, x, h)], 1)
+        if queries is None:
+            text_q = _heads(self.add_q_proj, self.norm_added_q, c, h)
+            q = jnp.concatenate([text_q, _heads(self.to_q, self.norm_q, x, h)], 1)
+        elif self.context_pre_only:
+            q = _heads(self.to_q, self.norm_q, last_tokens(x, queries), h)
+        else:
+            raise ValueError("only a pre-only block (no text outputs) computes the outputs of some queries alone")
         k = jnp.concatenate([_heads(self.add_k_proj, self.norm_added_k, c, h), _heads(self.to_k, self.norm_k, x, h)], 1)
         v = jnp.concatenate([_heads(self.add_v_proj, None, c, h), _heads(self.to_v, None, x, h)], 1)
-        out = attention(apply_rope(q, *rope), apply_rope(k, *rope), v, mask, self.backend)
+        q = apply_rope(q, *(last_tokens(r, q.shape[1], axis=0) for r in rope))
+        out = attention(q, apply_rope(k, *rope), v, mask, self.backend)
         out = out.reshape(*out.shape[:2], -1)
+        if queries is not None:
+            return self.to_out(out), None
         length = c.shape[1]
         txt = None if self.to_add_out is None else self.to_add_out(out[:, :length])
         return self.to_out(out[:, length:]), txt
@@ -65,9 +82,11 @@ class SingleStreamAttention(nnx.Module):
         self.norm_q = RMSNorm(dim // num_heads, qk_eps, param_dtype=param_dtype)
         self.norm_k = RMSNorm(dim // num_heads, qk_eps, param_dtype=param_dtype)
 
-    def __call__(self, x: jax.Array, rope: Rope, mask: TokenMask) -> jax.Array:
+    def __call__(self, x: jax.Array, rope: Rope, mask: TokenMask, queries: int | None = None) -> jax.Array:
+        """x `[B, N, D]` -> `[B, M, D]`, the outputs of the last M = `queries` tokens (None: all N)."""
         h = self.num_heads
-        q = apply_rope(_heads(self.to_q, self.norm_q, x, h), *rope)
+        q = apply_rope(_heads(self.to_q, self.norm_q, last_tokens(x, queries), h),
+                       *(last_tokens(r, queries, axis=0) for r in rope))
         k = apply_rope(_heads(self.to_k, self.norm_k, x, h), *rope)
         out = attention(q, k, _heads(self.to_v, None, x, h), mask, self.backend)
         return out.reshape(*out.shape[:2], -1)

@@ -43,6 +43,13 @@ class StageGroups:
         return out
 
 
+def output_tokens(layout: StageLayout, total: int) -> int:
+    """How many trailing tokens of a stage's sequence of `total` the DiT's last block computes: the current clip's
+    (the only output), rounded up to a multiple of the mesh's token split so that they split, never replicate."""
+    multiple = axis_multiple("length")
+    return min(total, -(-layout.current.num_tokens // multiple) * multiple)
+
+
 def stage_layouts(sample, channels: int, encoder_hidden_states, encoder_attention_mask, pooled_projections,
                   timestep_ratio) -> list[StageLayout]:
     """Checks `sample` (stages of clips `[B, T, H, W, C]`) and that every conditioning tensor has B*S rows."""

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pyramid_jax.dit.attention import JointAttention, Rope
+from pyramid_jax.dit.attention import JointAttention, Rope, last_tokens
 from pyramid_jax.dit.tokens import HIDDEN_AXES
 from pyramid_jax.layers.adaln import AdaLNContinuous, AdaLNZero, modulate
 from pyramid_jax.layers.attention import TokenMask
@@ -29,15 +29,17 @@ class JointTransformerBlock(nnx.Module):
         self.ff = FeedForward(dim, **kw)
         self.ff_context = None if context_pre_only else FeedForward(dim, **kw)
 
-    def __call__(self, h: jax.Array, c: jax.Array, temb: jax.Array, rope: Rope, mask: TokenMask):
-        """One stage: h `[B, N, D]`, c `[B, L, D]`, temb `[B, D]` -> (h, c); c is None after a pre-only block."""
+    def __call__(self, h: jax.Array, c: jax.Array, temb: jax.Array, rope: Rope, mask: TokenMask,
+                 queries: int | None = None):
+        """One stage: h `[B, N, D]`, c `[B, L, D]`, temb `[B, D]` -> (h, c); c is None after a pre-only block, which
+        with `queries` computes and returns only the last that many image tokens (the others nobody reads)."""
         x, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.norm1(h, temb)
         if self.ff_context is None:
             cx = self.norm1_context(c, temb)
         else:
             cx, c_gate_msa, c_shift_mlp, c_scale_mlp, c_gate_mlp = self.norm1_context(c, temb)
-        attn_out, ctx_out = self.attn(x, cx, rope, mask)
-        h = constrain(h + gate_msa[:, None] * attn_out, HIDDEN_AXES)
+        attn_out, ctx_out = self.attn(x, cx, rope, mask, queries)
+        h = constrain(last_tokens(h, queries) + gate_msa[:, None] * attn_out, HIDDEN_AXES)
         h = constrain(h + gate_mlp[:, None] * self.ff(modulate(h, shift_mlp, scale_mlp)), HIDDEN_AXES)
         if self.ff_context is None:
             return h, None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import jax
@@ -10,7 +11,7 @@ import numpy as np
 from flax import nnx
 
 from pyramid_jax.dit.config import FluxConfig
-from pyramid_jax.dit.inputs import stage_inputs
+from pyramid_jax.dit.inputs import output_tokens, stage_inputs
 from pyramid_jax.dit.joint_block import JointTransformerBlock
 from pyramid_jax.dit.single_block import SingleTransformerBlock
 from pyramid_jax.dit.tokens import StageLayout, pack_2x2, pad_front, unpack_2x2
@@ -78,13 +79,17 @@ class PyramidFluxTransformer(nnx.Module):
             out = [call(h, c, t, r, m) for h, c, t, r, m in zip(*streams, temb, ropes, masks)]
             return [o[0] for o in out], [o[1] for o in out]
 
-        def single_stream(call, joint):
-            return [call(x, t, r, m) for x, t, r, m in zip(joint, temb, ropes, masks)]
+        def single_stream(call, joint, last=False):
+            return [call(x, t, r, m, **(dict(queries=output_tokens(layout, x.shape[1])) if last else {}))
+                    for x, t, r, m, layout in zip(joint, temb, ropes, masks, layouts)]
 
+        # The last block computes only the current clip's tokens, the DiT's output, so it runs outside the stack.
         stack = dict(remat_policy=cfg.remat_policy, scan=cfg.scan_layers)
         image, text = run_blocks(self.transformer_blocks, (image, text), double_stream, **stack)
         joint = [jnp.concatenate([c, h], axis=1) for c, h in zip(text, image)]
-        joint = run_blocks(self.single_transformer_blocks, joint, single_stream, **stack)
+        *full, last = self.single_transformer_blocks
+        joint = run_blocks(full, joint, single_stream, **stack)
+        joint = run_blocks([last], joint, functools.partial(single_stream, last=True), **stack)
 
         outputs = []
         for x, t, layout in zip(joint, temb, layouts):

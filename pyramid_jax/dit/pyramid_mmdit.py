@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from pyramid_jax.dit.config import MMDiTConfig
-from pyramid_jax.dit.inputs import stage_inputs
+from pyramid_jax.dit.inputs import output_tokens, stage_inputs
 from pyramid_jax.dit.joint_block import JointTransformerBlock
 from pyramid_jax.dit.patch_embed import PatchEmbed
 from pyramid_jax.dit.tokens import StageLayout, pad_front, unpack_2x2
@@ -72,15 +74,17 @@ class PyramidDiffusionMMDiT(nnx.Module):
         sample = groups.merge(sample)  # alike stages as one batch
         image = [pad_front(self.pos_embed(clips, layout), lead) for clips, layout, lead in zip(sample, layouts, leads)]
 
-        def joint_stream(call, streams):
-            out = [call(h, c, t, r, m) for h, c, t, r, m in zip(*streams, temb, ropes, masks)]
+        def joint_stream(call, streams, last=False):
+            out = [call(h, c, t, r, m, **(dict(queries=output_tokens(layout, h.shape[1])) if last else {}))
+                   for h, c, t, r, m, layout in zip(*streams, temb, ropes, masks, layouts)]
             return [o[0] for o in out], [o[1] for o in out]
 
-        # The last block ends the text stream (its text output is None), so it runs outside the stack.
+        # The last block ends the text stream (its text output is None) and computes only the current clip's image
+        # tokens (the DiT's output), so it runs outside the stack.
         stack = dict(remat_policy=cfg.remat_policy, scan=cfg.scan_layers)
         *full, last = self.transformer_blocks
         streams = run_blocks(full, (image, text), joint_stream, **stack)
-        image, _ = run_blocks([last], streams, joint_stream, **stack)
+        image, _ = run_blocks([last], streams, functools.partial(joint_stream, last=True), **stack)
 
         outputs = []
         for h, t, layout in zip(image, temb, layouts):

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from pyramid_jax.dit.attention import Rope, SingleStreamAttention
+from pyramid_jax.dit.attention import Rope, SingleStreamAttention, last_tokens
 from pyramid_jax.dit.tokens import HIDDEN_AXES
 from pyramid_jax.layers.adaln import AdaLNZeroSingle
 from pyramid_jax.layers.attention import TokenMask
@@ -25,9 +25,11 @@ class SingleTransformerBlock(nnx.Module):
         self.attn = SingleStreamAttention(dim, num_heads, qk_eps, backend=backend, **kw)
         self.proj_out = dense((1 + mlp_ratio) * dim, dim, ("mlp", "embed"), **kw)
 
-    def __call__(self, x: jax.Array, temb: jax.Array, rope: Rope, mask: TokenMask) -> jax.Array:
-        """One stage: x `[B, L+N, D]`, temb `[B, D]`."""
+    def __call__(self, x: jax.Array, temb: jax.Array, rope: Rope, mask: TokenMask,
+                 queries: int | None = None) -> jax.Array:
+        """One stage: x `[B, L+N, D]`, temb `[B, D]`. With `queries`, only the last that many tokens' outputs are
+        computed and returned (the last block, whose other outputs nobody reads)."""
         normed, gate = self.norm(x, temb)
-        mlp = jax.nn.gelu(self.proj_mlp(normed), approximate=True)
-        out = self.proj_out(jnp.concatenate([self.attn(normed, rope, mask), mlp], axis=-1))
-        return constrain(x + gate[:, None] * out, HIDDEN_AXES)
+        mlp = jax.nn.gelu(self.proj_mlp(last_tokens(normed, queries)), approximate=True)
+        out = self.proj_out(jnp.concatenate([self.attn(normed, rope, mask, queries), mlp], axis=-1))
+        return constrain(last_tokens(x, queries) + gate[:, None] * out, HIDDEN_AXES)

@@ -59,27 +59,30 @@ class TokenMask:
 
 
 def _xla_attention(q, k, v, mask: TokenMask, scale: float, bias: jax.Array | None):
+    first = k.shape[1] - q.shape[1]  # queries are the last tokens' (see `attention`)
     logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32) * scale
     if bias is not None:
-        logits = logits + bias.astype(jnp.float32)
-    logits = jnp.where(mask.dense(), logits, -jnp.inf)
+        logits = logits + bias.astype(jnp.float32)[..., first if bias.shape[-2] > 1 else 0:, :]
+    logits = jnp.where(mask.dense()[:, :, first:], logits, -jnp.inf)
     probs = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
     return jnp.einsum("bhqk,bkhd->bqhd", probs, v)
 
 
 class Backend(NamedTuple):
-    """An attention implementation and the platforms (`current_platform()` names) it runs on."""
+    """An attention implementation and the platforms (`current_platform()` names) it runs on; `query_tail`: it
+    takes fewer queries than keys (those of the last tokens), else `attention()` pads the queries for it."""
 
     fn: Callable
     platforms: tuple[str, ...] = ("cpu", "gpu", "tpu")
+    query_tail: bool = True
 
 
 ATTENTION_BACKENDS: dict[str, Backend] = {
     "xla": Backend(_xla_attention),
     "chunked": Backend(chunked_attention),
     "blockwise": Backend(blockwise_attention),
-    "splash": Backend(splash_attention, ("tpu",)),
-    "cudnn": Backend(cudnn_attention, ("gpu",)),
+    "splash": Backend(splash_attention, ("tpu",), query_tail=False),
+    "cudnn": Backend(cudnn_attention, ("gpu",), query_tail=False),
 }
 # Every name a config may hold: the backends plus the automatic per-platform choice.
 BACKEND_NAMES = ("auto", *ATTENTION_BACKENDS)
@@ -120,15 +123,16 @@ def check_backend(name: str, platform: str | None = None) -> str:
     return name
 
 
-def auto_backend(q: jax.Array, bias: jax.Array | None, platform: str | None = None) -> str:
-    """The automatic choice: xla when there is a logit bias (only xla takes one) or, on CPU, while the score
-    tensor is small; chunked on CPU for mid-sized scores; otherwise the platform's memory-bounded kernel."""
+def auto_backend(q: jax.Array, bias: jax.Array | None, platform: str | None = None, k: jax.Array | None = None) -> str:
+    """The automatic choice for queries `q` over keys `k` (None: as many as queries): xla when there is a logit bias
+    (only xla takes one) or, on CPU, while the score tensor is small; chunked on CPU for mid-sized scores; otherwise the platform's memory-bounded kernel."""
     platform = platform or current_platform()
-    b, n, h, _ = q.shape
+    b, m, h, _ = q.shape
+    n = m if k is None else k.shape[1]
     if bias is not None:
         return "xla"
     if platform == "cpu":
-        scores = b * h * n * n * 4
+        scores = b * h * m * n * 4
         return "xla" if scores <= CPU_XLA_MAX_SCORE_BYTES else (
             "chunked" if scores <= CPU_CHUNKED_MAX_SCORE_BYTES else "blockwise")
     return {"gpu": "cudnn", "tpu": "splash"}.get(platform, "blockwise")
@@ -136,7 +140,10 @@ def auto_backend(q: jax.Array, bias: jax.Array | None, platform: str | None = No
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: TokenMask, backend: str = "auto", *,
               scale: float | None = None, bias: jax.Array | None = None) -> jax.Array:
-    """softmax(scale q k^T + bias, masked) v for q, k, v `[B, N, H, d]`; returns `[B, N, H, d]`.
+    """softmax(scale q k^T + bias, masked) v for k, v `[B, N, H, d]` and q `[B, M, H, d]`; returns `[B, M, H, d]`.
+
+    `M <= N` queries are those of the last M tokens (a layer whose other outputs nobody reads computes only these);
+    the mask describes all N tokens.
 
     `scale` defaults to 1/sqrt(d); `bias` is an additive logit bias broadcastable to `[B, H, N, N]` (T5's relative
     position bias), added in float32. `backend` is a name of `available_backends()`; `auto` picks per platform.
@@ -146,10 +153,16 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: TokenMask, backend
     platform = current_platform()
     backend = check_backend(backend, platform)
     if backend == "auto":
-        backend = auto_backend(q, bias, platform)
+        backend = auto_backend(q, bias, platform, k)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     fn = ATTENTION_BACKENDS[backend].fn
     mesh = jax.sharding.get_abstract_mesh()
+    skipped = k.shape[1] - q.shape[1]
+    if skipped < 0:
+        raise ValueError(f"attention has {q.shape[1]} queries for {k.shape[1]} keys; at most one per key")
+    if skipped and not (ATTENTION_BACKENDS[backend].query_tail and (backend == "xla" or mesh.empty)):
+        return attention(jnp.pad(q, [(0, 0), (skipped, 0), (0, 0), (0, 0)]), k, v, mask, backend, scale=scale,
+                         bias=bias)[:, skipped:]
     if backend == "xla" or mesh.empty:
         return fn(q, k, v, mask, scale, bias)
     if bias is not None:

@@ -140,18 +140,20 @@ _blocked.defvjp(_blocked_fwd, _blocked_bwd)
 
 def blockwise_attention(q, k, v, mask, scale: float, bias=None, *, q_block: int = Q_BLOCK,
                         k_block: int = K_BLOCK):
-    """The `attention()` backend: q, k, v `[B, N, H, d]` and a `TokenMask`; token counts need not divide the
-    blocks (they are padded internally with keys that match no query)."""
+    """The `attention()` backend: q `[B, M, H, d]` (the last M tokens' queries), k, v `[B, N, H, d]` and a
+    `TokenMask`; token counts need not divide the blocks (they are padded internally with keys that match no
+    query)."""
     if bias is not None:
         raise ValueError("attention backend 'blockwise' takes no logit bias; use backend 'xla' for biased attention")
-    b, n = q.shape[:2]
-    q_block, k_block = balanced_block(q_block, n), balanced_block(k_block, n)
-    k_valid = jnp.broadcast_to(mask.valid, (b, k.shape[1])).astype(jnp.int32)
+    b, m = q.shape[:2]
+    n = k.shape[1]
+    q_block, k_block = balanced_block(q_block, m), balanced_block(k_block, n)
+    k_valid = jnp.broadcast_to(mask.valid, (b, n)).astype(jnp.int32)
     q_valid = k_valid if mask.query_valid is None else jnp.broadcast_to(mask.query_valid, (b, n)).astype(jnp.int32)
     frame = jnp.zeros(n, jnp.int32) if mask.frame is None else mask.frame.astype(jnp.int32)
     frames = jnp.broadcast_to(frame, (1, n))
     blocked = _blocked(_split(q, q_block, 0), _split(k, k_block, 0), _split(v, k_block, 0),
-                       _split(q_valid, q_block, _QUERY_PAD), _split(frames, q_block, 0),
+                       _split(q_valid[:, n - m:], q_block, _QUERY_PAD), _split(frames[:, n - m:], q_block, 0),
                        _split(k_valid, k_block, _KEY_PAD), _split(frames, k_block, 0), scale, q_block, k_block)
-    out = jnp.moveaxis(blocked, 0, 1).reshape(b, -1, *blocked.shape[3:])[:, :n]
+    out = jnp.moveaxis(blocked, 0, 1).reshape(b, -1, *blocked.shape[3:])[:, :m]
     return out.astype(q.dtype)

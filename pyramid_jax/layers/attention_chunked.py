@@ -2,7 +2,9 @@
 
 It computes what the xla path computes, row by row, but a `lax.map` over query chunks keeps each `[B, H, chunk, N]`
 score block in cache, where the xla path writes the whole `[B, H, N, N]` tensor to memory and reads it back. On
-this project's 2-core CPU that memory traffic, not the matmul arithmetic, bounds attention.
+this project's 2-core CPU that memory traffic, not the matmul arithmetic, bounds attention. For the same reason
+the softmax divides the `[chunk, d]` output by the row sums, not the `[chunk, N]` weights, and the scale goes on
+the queries (one pass fewer over the scores each; ~8% of a call at the sampler's last unit).
 
 With a mask's `causal_tail` (the current clip, later than every other token), the rows before the tail take only
 the keys before it: the tail's keys are frames they may not see. That skips the frame-masked part of the work. At the
@@ -41,29 +43,37 @@ def _rows(q, k, v, q_valid, q_frame, k_valid, k_frame, scale: float, chunk: int)
         allowed = valid_i[:, :, None] == k_valid[:, None, :]
         if frame_i is not None:
             allowed = allowed & (frame_i[:, None] >= k_frame[None, :])[None]
-        logits = jnp.einsum("bhqd,bhkd->bhqk", qi, k, preferred_element_type=jnp.float32) * scale
-        probs = jax.nn.softmax(jnp.where(allowed[:, None], logits, -jnp.inf), axis=-1).astype(v.dtype)
-        return jnp.einsum("bhqk,bhkd->bhqd", probs, v)
+        logits = jnp.einsum("bhqd,bhkd->bhqk", qi * scale, k, preferred_element_type=jnp.float32)
+        logits = jnp.where(allowed[:, None], logits, -jnp.inf)
+        weights = jnp.exp(logits - jax.lax.stop_gradient(logits.max(-1, keepdims=True)))
+        out = jnp.einsum("bhqk,bhkd->bhqd", weights.astype(v.dtype), v, preferred_element_type=jnp.float32)
+        return (out / weights.sum(-1, keepdims=True)).astype(v.dtype)
 
     out = jax.lax.map(one_chunk, (q, q_valid, q_frame))
     return jnp.moveaxis(out, 0, 2).reshape(b, h, -1, d)[:, :, :n]
 
 
 def chunked_attention(q, k, v, mask, scale: float, bias=None, *, chunk: int = CHUNK):
-    """The `attention()` backend: q, k, v `[B, N, H, d]` and a `TokenMask`; any token count."""
+    """The `attention()` backend: q `[B, M, H, d]` (the last M tokens' queries), k, v `[B, N, H, d]` and a
+    `TokenMask`; any token counts."""
     if bias is not None:
         raise ValueError("attention backend 'chunked' takes no logit bias; use backend 'xla' for biased attention")
-    b, n = q.shape[:2]
+    b, m = q.shape[:2]
+    n = k.shape[1]
+    first = n - m
     k_valid = jnp.broadcast_to(mask.valid, (b, n))
-    q_valid = k_valid if mask.query_valid is None else jnp.broadcast_to(mask.query_valid, (b, n))
+    q_valid = (k_valid if mask.query_valid is None else jnp.broadcast_to(mask.query_valid, (b, n)))[:, first:]
     frame = None if mask.frame is None else mask.frame.astype(jnp.int32)
+    q_frame = None if frame is None else frame[first:]
     q, k, v = (jnp.swapaxes(x, 1, 2) for x in (q, k, v))
-    split = n - mask.causal_tail if mask.frame is not None and 0 < mask.causal_tail < n else 0
-    if not split:
-        out = _rows(q, k, v, q_valid, frame, k_valid, frame, scale, chunk)
+    # queries before `split` (in q's own numbering) see only the keys before the causal tail
+    split = n - mask.causal_tail - first if mask.frame is not None and 0 < mask.causal_tail < n else 0
+    if split <= 0:
+        out = _rows(q, k, v, q_valid, q_frame, k_valid, frame, scale, chunk)
     else:
-        head = _rows(q[:, :, :split], k[:, :, :split], v[:, :, :split], q_valid[:, :split], frame[:split],
-                     k_valid[:, :split], frame[:split], scale, chunk)
-        tail = _rows(q[:, :, split:], k, v, q_valid[:, split:], frame[split:], k_valid, frame, scale, chunk)
+        keys = first + split
+        head = _rows(q[:, :, :split], k[:, :, :keys], v[:, :, :keys], q_valid[:, :split], q_frame[:split],
+                     k_valid[:, :keys], frame[:keys], scale, chunk)
+        tail = _rows(q[:, :, split:], k, v, q_valid[:, split:], q_frame[split:], k_valid, frame, scale, chunk)
         out = jnp.concatenate([head, tail], axis=2)
     return jnp.swapaxes(out, 1, 2)

@@ -6,7 +6,6 @@ pass, so activation memory grows with one block instead of the whole depth. No n
 
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
 import jax
@@ -21,7 +20,11 @@ REMAT_POLICIES: dict[str, Callable | None] = {
 
 
 def checkpointed(block: nnx.Module, policy: str) -> Callable:
-    """`block`'s call, rematerialised under `policy` (the plain call for "none")."""
+    """`block`'s call, rematerialised under `policy` (the plain call for "none"); keyword arguments are static."""
     if REMAT_POLICIES[policy] is None:
         return block
-    return functools.partial(nnx.remat(lambda b, *args: b(*args), policy=REMAT_POLICIES[policy]), block)
+
+    def call(*args, **static):
+        return nnx.remat(lambda b, *args: b(*args, **static), policy=REMAT_POLICIES[policy])(block, *args)
+
+    return call

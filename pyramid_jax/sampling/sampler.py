@@ -19,8 +19,10 @@ programs are traced on the mesh (the DiT's logical-axis constraints apply), rows
 
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import functools
-from typing import Callable, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -131,6 +133,64 @@ def pad_batch(history: tuple[jax.Array, ...], noise: UnitNoise, text: TextCondit
     return (tuple(map(grow, history)), jax.tree.map(grow, noise), TextConditioning(*map(grow_rows, text)))
 
 
+@dataclasses.dataclass(frozen=True)
+class UnitProgram:
+    """A `denoise_unit` call: the placed model, inputs and static options; `batch` samples before `pad_batch`."""
+
+    model: PlacedModel
+    inputs: tuple
+    options: dict
+    batch: int
+
+    compiled: ClassVar[set] = set()  # keys of the programs compiled in this process
+
+    @property
+    def key(self) -> tuple:
+        """What selects the compiled program: the model's graph, the inputs' shapes, dtypes and placements, and the
+        options."""
+        leaves = tuple((x.shape, x.dtype, getattr(x, "sharding", None)) for x in jax.tree.leaves(self.inputs))
+        return self.model.graphdef, leaves, tuple(self.options.items())
+
+    def compile(self) -> None:
+        denoise_unit.lower(self.model, *self.inputs, **self.options).compile()
+        self.compiled.add(self.key)
+
+
+class AheadOfTime:
+    """Compiles unit programs on a background thread while a unit runs, so that only the first program's compile
+    stands between the user and the video: a running XLA program leaves the host's Python thread (and on a CPU
+    backend part of the cores) free. `wait(key)` before running a program that may be compiling."""
+
+    def __init__(self):
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="unit-compile")
+        self._pending: dict[tuple, concurrent.futures.Future] = {}
+
+    def compile(self, programs: Callable[[], list[UnitProgram]]) -> None:
+        """Compiles, in order, each of `programs()` (built on the background thread) not compiled yet."""
+
+        def build() -> None:
+            for program in programs():
+                if program.key not in UnitProgram.compiled and program.key not in self._pending:
+                    self._pending[program.key] = self._pool.submit(program.compile)
+
+        self._pending[()] = self._pool.submit(build)
+
+    def wait(self, key: tuple) -> None:
+        """Returns when the program `key` is not being compiled here (re-raising the compile's error, if any)."""
+        self._pending.pop((), _DONE).result()
+        self._pending.pop(key, _DONE).result()
+
+    def __enter__(self) -> AheadOfTime:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+_DONE = concurrent.futures.Future()
+_DONE.set_result(None)
+
+
 class PyramidSampler:
     """Generates latent videos `[B, T, H, W, C]` with a DiT; owns nothing but the DiT placed on the mesh (None:
     inputs stay where they are), and the schedule. A DiT loaded onto the mesh (`load_dit(mesh=)`) is used in place.
@@ -152,6 +212,10 @@ class PyramidSampler:
 
         `history_capacity` (>= `len(history)`; None: no padding) pads the history with leading masked frames to
         that many, so units of one bucket share a program; the results equal the unpadded ones."""
+        return self._run(self._unit_program(history, noise, text, steps, guidance_scale, history_capacity))
+
+    def _unit_program(self, history, noise, text, steps, guidance_scale, history_capacity) -> UnitProgram:
+        """`unit`'s arguments checked, padded and placed."""
         steps = tuple(int(s) for s in steps)
         if len(steps) != self.scheduler.stages or min(steps) < 1:
             raise ValueError(f"need one positive step count per stage ({self.scheduler.stages}), got {list(steps)}")
@@ -167,10 +231,13 @@ class PyramidSampler:
             pad_frames = jnp.int32(history_capacity - len(history))
             history = (jnp.zeros_like(history[0]),) * (history_capacity - len(history)) + history
         inputs = self.dit.place(pad_batch(history, noise, text, guided, self.dit.mesh))
-        stages = denoise_unit(self.dit, *inputs, jnp.float32(guidance_scale if guided else 0), pad_frames,
-                              scheduler=self.scheduler, steps=steps, guided=guided)
-        batch = noise.latent.shape[0]
-        return stages if stages[0].shape[0] == batch else tuple(x[:batch] for x in stages)
+        return UnitProgram(self.dit, (*inputs, jnp.float32(guidance_scale if guided else 0), pad_frames),
+                           dict(scheduler=self.scheduler, steps=steps, guided=guided), noise.latent.shape[0])
+
+    def _run(self, program: UnitProgram) -> tuple[jax.Array, ...]:
+        stages = denoise_unit(self.dit, *program.inputs, **program.options)
+        UnitProgram.compiled.add(program.key)
+        return stages if stages[0].shape[0] == program.batch else tuple(x[:program.batch] for x in stages)
 
     def video(self, text: TextConditioning, noise: NoiseSource, temp: int, num_inference_steps: Sequence[int],
               video_num_inference_steps: Sequence[int], guidance_scale: float, video_guidance_scale: float,
@@ -188,30 +255,45 @@ class PyramidSampler:
         the program stay the same. `callback(unit, temp)` runs before each generated unit, `on_unit(video so far)`
         after it (e.g. to save progress). Generated unit i draws `noise(i)`. Histories are padded to
         `history_buckets` of the frames the DiT sees (unless `pad_history` is off). The text is cut to
-        `text_bucket` positions (its trailing padding, which changes no output). Latents that turn NaN or infinite
-        raise `NonFiniteError` naming the unit.
+        `text_bucket` positions (its trailing padding, which changes no output). While the first unit runs, the
+        later units' programs not yet compiled in this process compile on a background thread. Latents that turn
+        NaN or infinite raise `NonFiniteError` naming the unit.
         """
         text = cut_text(text, text_bucket(text.mask))
         frames = [] if history is None else list(jnp.split(history.astype(text.embeds.dtype), history.shape[1], 1))
         buckets = history_buckets(temp if window is None else min(temp, window))
         given = len(frames)
         guided = guidance_scale > 0  # the reference's switch, for both entry points
-        check_finite = FiniteCheck()
-        for unit in range(len(frames), temp):
-            if callback is not None:
-                callback(unit, temp)
+
+        def program(unit: int, history: list[jax.Array], unit_noise: UnitNoise) -> UnitProgram:
             first = unit == 0
             scale = guidance_scale if first else video_guidance_scale
             scale = scale if unit_guidance_scales is None else unit_guidance_scales[unit]
-            seen = frames if window is None else frames[max(0, len(frames) - window + 1):]
-            stages = self.unit(seen, noise(unit - given), text,
-                               num_inference_steps if first else video_num_inference_steps,
-                               scale if guided else None,
-                               bucket_capacity(len(seen), buckets) if self.pad_history else None)
-            frames.append(stages[-1])
-            check_finite(stages[-1], unit)
-            if on_unit is not None:
-                on_unit(jnp.concatenate(frames, axis=1))
+            seen = history if window is None else history[max(0, len(history) - window + 1):]
+            return self._unit_program(seen, unit_noise, text,
+                                      num_inference_steps if first else video_num_inference_steps,
+                                      scale if guided else None,
+                                      bucket_capacity(len(seen), buckets) if self.pad_history else None)
+
+        def later_programs(unit_noise: UnitNoise, frame: jax.Array) -> list[UnitProgram]:
+            """The programs of the units after the running one, on stand-in inputs of the same shapes."""
+            return [program(unit, [jnp.zeros_like(frame)] * unit, unit_noise) for unit in range(given + 1, temp)]
+
+        check_finite = FiniteCheck()
+        with AheadOfTime() as ahead:
+            for unit in range(given, temp):
+                if callback is not None:
+                    callback(unit, temp)
+                unit_noise = noise(unit - given)
+                current = program(unit, frames, unit_noise)
+                ahead.wait(current.key)
+                stages = self._run(current)
+                if unit == given:
+                    ahead.compile(functools.partial(later_programs, unit_noise, stages[-1]))
+                frames.append(stages[-1])
+                check_finite(stages[-1], unit)
+                if on_unit is not None:
+                    on_unit(jnp.concatenate(frames, axis=1))
         check_finite.done()
         return jnp.concatenate(frames, axis=1)
 

@@ -43,7 +43,7 @@ def test_jitted_pure_function_matches_module(flux):
     args, _ = load_case(CASES, "case2")
     before = dit_forward.num_programs()
     for got, want in zip(dit_forward(PlacedModel(flux), *args), flux(*args)):
-        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
     compiled = dit_forward.num_programs()
     assert compiled - before <= 1  # none when an earlier test ran these shapes
     dit_forward(PlacedModel(flux), *args)

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pyramid_jax.layers.attention import TokenMask, attention, auto_backend, available_backends
+from pyramid_jax.layers.attention import (ATTENTION_BACKENDS, TokenMask, attention, auto_backend,
+                                         available_backends)
 from pyramid_jax.layers.attention_blockwise import blockwise_attention
 from pyramid_jax.layers.attention_chunked import chunked_attention
 from pyramid_jax.layers.attention_cudnn import cudnn_attention, fallback_reason, segment_attention
@@ -61,6 +62,31 @@ def test_backend_matches_xla(backend, case):
     grads_got = jax.jit(jax.grad(functools.partial(_loss, BACKENDS[backend], mask), (0, 1, 2)))(q, k, v)
     for got_g, want_g in zip(grads_got, grads_want):
         assert _relative_error(got_g, want_g) < 1e-5
+
+
+@pytest.mark.parametrize("queries", [1, 10, 17, 49])
+@pytest.mark.parametrize("backend", ["xla", *sorted(BACKENDS)])
+def test_queries_of_the_last_tokens_match_those_rows(backend, queries, monkeypatch):
+    """Fewer queries than keys (those of the last tokens: the current clip, less or more than it, or one token):
+    the rows of the all-token result, forward and gradients. splash takes no such query block and gets padded
+    queries from `attention()` (here in interpret mode on CPU)."""
+    q, k, v, mask = _case(**CASES["padded_text_cfg_rows_frames"])  # 37 tokens, the last 10 a causal tail
+    if backend in BACKENDS:  # small blocks, and splash on CPU
+        monkeypatch.setitem(ATTENTION_BACKENDS, backend,
+                            ATTENTION_BACKENDS[backend]._replace(fn=BACKENDS[backend], platforms=("cpu",)))
+    tail = lambda q, k, v, mask, scale: attention(q[:, -queries:], k, v, mask, backend, scale=scale)  # noqa: E731
+    rows = lambda q, k, v, mask, scale: attention(q, k, v, mask, "xla", scale=scale)[:, -queries:]  # noqa: E731
+    assert _relative_error(jax.jit(lambda *a: tail(*a, mask, 8 ** -0.5))(q, k, v), rows(q, k, v, mask, 8 ** -0.5)) < 1e-5
+    grads_want = jax.grad(functools.partial(_loss, rows, mask), (0, 1, 2))(q, k, v)
+    grads_got = jax.jit(jax.grad(functools.partial(_loss, tail, mask), (0, 1, 2)))(q, k, v)
+    for got_g, want_g in zip(grads_got, grads_want):
+        assert _relative_error(got_g, want_g) < 1e-5
+
+
+def test_more_queries_than_keys_is_an_error():
+    q, k, v, mask = _case(batch=1, text=2, frames=1, per_frame=6)
+    with pytest.raises(ValueError, match="9 queries for 8 keys"):
+        attention(jnp.zeros((1, 9, 2, 8)), k, v, mask)
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))

@@ -16,15 +16,15 @@ def test_an_interrupted_run_continues_with_extend_to_the_uninterrupted_video(tmp
     whole = np.load(tmp_path / "whole.npy")
     assert whole.shape == (1, 3, 8, 8, 4)
 
-    unit, calls = PyramidSampler.unit, []
+    run, calls = PyramidSampler._run, []
 
     def interrupted_after_two_units(self, *args, **kwargs):
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt  # Ctrl-C during the third unit
-        return unit(self, *args, **kwargs)
+        return run(self, *args, **kwargs)
 
-    monkeypatch.setattr(PyramidSampler, "unit", interrupted_after_two_units)
+    monkeypatch.setattr(PyramidSampler, "_run", interrupted_after_two_units)
     with pytest.raises(SystemExit) as exit_:
         sample.main(TINY + ["--temp", "3", "--output", str(tmp_path / "cut.png")])
     assert exit_.value.code == 130
@@ -32,7 +32,7 @@ def test_an_interrupted_run_continues_with_extend_to_the_uninterrupted_video(tmp
     assert f"the 2 latent frames finished so far are in {partial}" in capsys.readouterr().err
     assert not (tmp_path / "cut.png").exists()
     np.testing.assert_array_equal(np.load(partial), whole[:, :2])
-    monkeypatch.setattr(PyramidSampler, "unit", unit)
+    monkeypatch.setattr(PyramidSampler, "_run", run)
 
     assert sample.main(TINY + ["--extend", str(partial), "--temp", "1", "--output", str(tmp_path / "cut.png"),
                                "--save-latents", str(tmp_path / "cut.npy")]) == 0

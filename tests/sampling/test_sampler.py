@@ -4,6 +4,8 @@ Two levels: with the DiT replaced by the reference's recorded DiT outputs, every
 are bit-identical (the sampler's own arithmetic is exact); with our DiT, the latents agree to the DiT's precision.
 """
 
+import threading
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -183,6 +185,29 @@ def test_a_few_programs_per_video_reused_by_later_videos(temp, programs):
     first = jnp.zeros((1, 1, 8, 8, 1))
     sampler.video(text, toy_noise(1, temp), temp, [9, 9, 9], [1, 1, 1], 3.0, 2.0, history=first)  # i2v
     assert PyramidSampler.num_programs() - before == compiled
+
+
+def test_later_unit_programs_compile_on_a_background_thread_while_the_first_unit_runs():
+    """Only the first unit's program compiles on the caller's thread; the three history buckets of temp 16 compile
+    on the sampler's background thread, and a second video compiles nothing anywhere."""
+    compiles, recording = [], [True]
+
+    def record(event, seconds, fun_name="?", **_):
+        if recording[0] and event.endswith("backend_compile_duration") and "denoise_unit" in fun_name:
+            compiles.append(threading.current_thread().name.split("_")[0])
+
+    jax.monitoring.register_event_duration_secs_listener(record)
+    try:
+        sampler = PyramidSampler(ToyDiT())
+        text = guidance_rows(toy_text(1, 0), toy_text(1, 1))
+        steps = [4, 3, 5], [3, 2, 3]  # no other test's programs
+        sampler.video(text, toy_noise(1, 16), 16, *steps, 7.0, 5.0)
+        assert compiles.count("MainThread") == 1 and compiles.count("unit-compile") == 3, compiles
+        compiles.clear()
+        sampler.video(text, toy_noise(1, 16), 16, *steps, 3.0, 2.0)
+        assert compiles == []
+    finally:
+        recording[0] = False
 
 
 def test_prompt_batch_rows_pair_up_under_guidance():

@@ -63,13 +63,13 @@ def test_generation_with_the_cut_text_equals_the_whole_128_positions(snapshot, m
     """fp32: the cut run agrees with the 128-position one to 1e-5 of the latents' scale (the attention sums fewer
     zeros in another order, and guidance scales that rounding by 7), and the sampler's units get the cut text."""
     pipe = PyramidFlowPipeline.from_pretrained(str(FIXTURES / "snapshots" / snapshot), dtype=jnp.float32)
-    lengths, unit = [], PyramidSampler.unit
+    lengths, run = [], PyramidSampler._run
 
-    def recording_unit(self, history, noise, text, *args, **kwargs):
-        lengths.append(text.embeds.shape[1])
-        return unit(self, history, noise, text, *args, **kwargs)
+    def recording_run(self, program):
+        lengths.append(program.inputs[2].embeds.shape[1])  # (history, noise, text, ...)
+        return run(self, program)
 
-    monkeypatch.setattr(PyramidSampler, "unit", recording_unit)
+    monkeypatch.setattr(PyramidSampler, "_run", recording_run)
     generate = lambda: np.asarray(pipe.generate(  # noqa: E731
         "a fox", 64, 64, temp=2, num_inference_steps=[1, 1, 1], video_num_inference_steps=[1, 1, 1],
         negative_prompt="blurry", seed=1, output_type="latent"))
