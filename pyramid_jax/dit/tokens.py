@@ -112,7 +112,7 @@ class ImageTokens:
 
     `current_is_latest` (static) promises that the current clip's frames are later than every other token's, text
     included: true when at least one real history frame precedes it (with none, it shares frame 0 with the text).
-    The attention mask then carries it as `TokenMask.causal_tail`.
+    The attention mask then carries the clips' `TokenMask.key_limits`.
     """
 
     frame: jax.Array
@@ -127,10 +127,12 @@ class ImageTokens:
     @classmethod
     def leading_pad(cls, layout: StageLayout, pad_frames: jax.Array, real_history: bool = False) -> ImageTokens:
         """The layout's first `pad_frames` (a traced int) frames are padding: their tokens are masked out, and the
-        real tokens' frame ids drop by `pad_frames`, i.e. equal those of the layout without the pad frames.
-        `real_history` promises that `pad_frames` is below the layout's history frames (at least one is real)."""
+        real tokens' frame ids drop by `pad_frames`, i.e. equal those of the layout without the pad frames. Pad
+        tokens keep the layout's ids, so that no token sees a later clip's. `real_history` promises that
+        `pad_frames` is below the layout's history frames (at least one is real)."""
         ids = jnp.asarray(layout.frame_ids())
-        return cls(jnp.maximum(ids - pad_frames, 0), ids >= pad_frames, real_history and len(layout.clips) > 1)
+        real = ids >= pad_frames
+        return cls(jnp.where(real, ids - pad_frames, ids), real, real_history and len(layout.clips) > 1)
 
     def lead(self, count: int) -> ImageTokens:
         """`count` masked tokens (frame 0) put in front, e.g. to make the token count a multiple of a mesh axis."""
@@ -191,11 +193,19 @@ def stage_rows(x: jax.Array, num_stages: int) -> list[jax.Array]:
 def text_image_mask(text_valid: jax.Array, image: ImageTokens, layout: StageLayout,
                     temporal_causal: bool) -> TokenMask:
     """Mask inputs for the joint sequence [text ; image]: text counts as frame 0; pad image tokens are invalid.
-    The layout's current clip (the last image tokens) is the mask's `causal_tail` when it is the latest."""
+
+    When the current clip (the last image tokens) is the latest, the mask promises `key_limits`: the text (and the
+    masked lead tokens) see no key of the current clip, and each history clip none of a later clip (a real frame's
+    id grows with its place in the layout; pad frames keep their layout ids). The text sees the first real frame,
+    whose place changes with the pad count, so the text rows take every history key."""
     b = text_valid.shape[0]
     image_valid = jnp.broadcast_to(image.valid, (b,) + image.valid.shape)
     valid = jnp.concatenate([text_valid.astype(bool), image_valid], axis=1)
     if not temporal_causal:
         return TokenMask(valid)
     frame = jnp.concatenate([jnp.zeros(text_valid.shape[1], jnp.int32), image.frame.astype(jnp.int32)])
-    return TokenMask(valid, frame, causal_tail=layout.current.num_tokens if image.current_is_latest else 0)
+    if not image.current_is_latest:
+        return TokenMask(valid, frame)
+    first = text_valid.shape[1] + image.frame.shape[0] - layout.num_tokens  # the first image token, after the lead
+    ends = [int(e) for e in first + np.cumsum([c.num_tokens for c in layout.clips[:-1]])]
+    return TokenMask(valid, frame, key_limits=((first, ends[-1]), *((e, e) for e in ends)))

@@ -22,7 +22,7 @@ from pyramid_jax.layers.attention_ulysses import sequence_parallel_attention
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=["valid", "frame", "query_valid"],
-                   meta_fields=["causal_tail"])
+                   meta_fields=["key_limits"])
 @dataclasses.dataclass(frozen=True)
 class TokenMask:
     """Per-token mask inputs for a sequence of N tokens.
@@ -31,15 +31,16 @@ class TokenMask:
     frame: `[N]` int temporal ids, or None; when given, i may attend j only if `frame[i] >= frame[j]`.
     query_valid: `[B, N]` bool, or None; when given it replaces `valid` on the query side of that rule
         (queries and keys then work like a kernel's q/kv segment ids). See `key_padding`.
-    causal_tail: a static promise that the last `causal_tail` tokens' frames are later than every earlier token's,
-        so that no earlier token sees them (the current clip after its history); 0 promises nothing. A backend may
-        use it to skip that masked block; the mask it describes is the same either way.
+    key_limits: static promises `((q_stop, k_stop), ...)`, q_stop increasing: the tokens from the previous q_stop
+        (0 for the first) up to q_stop see no key at or after k_stop (>= q_stop), e.g. history clips that do not
+        see the later clips; later tokens promise nothing. A backend may skip those masked keys; the mask it
+        describes is the same either way.
     """
 
     valid: jax.Array
     frame: jax.Array | None = None
     query_valid: jax.Array | None = None
-    causal_tail: int = 0
+    key_limits: tuple[tuple[int, int], ...] = ()
 
     def replace(self, **changes) -> TokenMask:
         return dataclasses.replace(self, **changes)

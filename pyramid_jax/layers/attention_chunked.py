@@ -6,9 +6,10 @@ this project's 2-core CPU that memory traffic, not the matmul arithmetic, bounds
 the softmax divides the `[chunk, d]` output by the row sums, not the `[chunk, N]` weights, and the scale goes on
 the queries (one pass fewer over the scores each; ~8% of a call at the sampler's last unit).
 
-With a mask's `causal_tail` (the current clip, later than every other token), the rows before the tail take only
-the keys before it: the tail's keys are frames they may not see. That skips the frame-masked part of the work. At the
-sampler's last 640x384 unit (B=2, H=4, 2,348 tokens, runtime frame ids) one call takes 107 ms dense and 48 ms here.
+With a mask's `key_limits` (history clips that do not see the later clips), each run of rows takes only the keys
+before its limit: the later keys are frames it may not see. That skips the frame-masked part of the work. At the
+sampler's last 640x384 unit (B=2, H=4, 2,348 tokens, runtime frame ids) one call takes 107 ms dense and 48 ms with
+the current clip alone skipped.
 """
 
 from __future__ import annotations
@@ -66,14 +67,15 @@ def chunked_attention(q, k, v, mask, scale: float, bias=None, *, chunk: int = CH
     frame = None if mask.frame is None else mask.frame.astype(jnp.int32)
     q_frame = None if frame is None else frame[first:]
     q, k, v = (jnp.swapaxes(x, 1, 2) for x in (q, k, v))
-    # queries before `split` (in q's own numbering) see only the keys before the causal tail
-    split = n - mask.causal_tail - first if mask.frame is not None and 0 < mask.causal_tail < n else 0
-    if split <= 0:
-        out = _rows(q, k, v, q_valid, q_frame, k_valid, frame, scale, chunk)
-    else:
-        keys = first + split
-        head = _rows(q[:, :, :split], k[:, :, :keys], v[:, :, :keys], q_valid[:, :split], q_frame[:split],
-                     k_valid[:, :keys], frame[:keys], scale, chunk)
-        tail = _rows(q[:, :, split:], k, v, q_valid[:, split:], q_frame[split:], k_valid, frame, scale, chunk)
-        out = jnp.concatenate([head, tail], axis=2)
+    # runs of query rows (in q's numbering) and the keys they may see: the mask's key limits, then all keys
+    limits = mask.key_limits if mask.frame is not None else ()
+    runs, start = [], 0
+    for q_stop, k_stop in (*limits, (n, n)):
+        if q_stop - first > start:
+            runs.append((start, q_stop - first, k_stop))
+            start = q_stop - first
+    out = jnp.concatenate([_rows(q[:, :, lo:hi], k[:, :, :keys], v[:, :, :keys], q_valid[:, lo:hi],
+                                 None if q_frame is None else q_frame[lo:hi], k_valid[:, :keys],
+                                 None if frame is None else frame[:keys], scale, chunk)
+                           for lo, hi, keys in runs], axis=2)
     return jnp.swapaxes(out, 1, 2)

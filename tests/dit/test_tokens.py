@@ -50,21 +50,25 @@ def test_mask_rule_pad_and_temporal_causality():
                          [1, 0, 1, 0],
                          [1, 0, 1, 1]], bool)
     np.testing.assert_array_equal(mask, expected)
-    assert token_mask.causal_tail == 1  # the current clip: no earlier token sees it
+    assert token_mask.key_limits == ((2, 3), (3, 3))  # text: not the current clip; frame 0: no later frame
 
 
 @pytest.mark.parametrize("pad_frames", [0, 1, 2])
-def test_causal_tail_promise_holds_for_padded_histories(pad_frames):
-    """A padded history with a real frame promises its current clip as the tail, and the mask agrees: no earlier
-    token sees the tail. Without a real frame (or without the promise) there is no tail."""
+def test_key_limits_hold_for_padded_histories(pad_frames):
+    """A padded history with a real frame promises key limits, and the mask agrees: the text sees no current clip
+    and no history clip sees a later clip. Without a real frame (or without the promise) there are none."""
     layout = StageLayout((ClipGrid(1, 1, 2), ClipGrid(2, 1, 1), ClipGrid(1, 2, 2)))
     text_valid = jnp.asarray([[1, 1, 0]])
     for real_history in (False, True):
         image = ImageTokens.leading_pad(layout, jnp.int32(pad_frames), real_history)
         token_mask = text_image_mask(text_valid, image, layout, temporal_causal=True)
-        assert token_mask.causal_tail == (4 if real_history else 0)
-        assert not np.asarray(token_mask.dense())[0, 0, :-4, -4:].any()
-    assert text_image_mask(text_valid, ImageTokens.unpadded(layout), layout, False).causal_tail == 0
+        assert token_mask.key_limits == (((3, 7), (5, 5), (7, 7)) if real_history else ())
+        dense = np.asarray(token_mask.dense())[0, 0]
+        start = 0
+        for q_stop, k_stop in token_mask.key_limits:
+            assert not dense[start:q_stop, k_stop:].any()
+            start = q_stop
+    assert text_image_mask(text_valid, ImageTokens.unpadded(layout), layout, False).key_limits == ()
 
 
 def test_stage_rows_interleaving():

@@ -30,7 +30,8 @@ def _case(batch, text, frames, per_frame, heads=2, head_dim=8, text_valid=(), ke
     frame = jnp.asarray(np.concatenate([np.zeros(text), np.repeat(np.arange(frames), per_frame)]), jnp.int32)
     mask = (TokenMask.key_padding(jnp.asarray(valid), frame) if key_padding
             else TokenMask(jnp.asarray(valid), frame if frames > 1 else None))
-    return q, k, v, mask.replace(causal_tail=per_frame if frames > 1 else 0)  # the last frame: later than the rest
+    limits = ((text, n - per_frame), *((text + f * per_frame,) * 2 for f in range(1, frames)))  # each frame's rows
+    return q, k, v, mask.replace(key_limits=limits if frames > 1 else ())  # see no later frame (text: the last)
 
 
 CASES = {
