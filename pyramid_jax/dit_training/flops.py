@@ -4,8 +4,9 @@ Counts every matmul of the model as 2 FLOPs per multiply-add: the embedders, the
 q/k/v/out projections, the MLPs and attention's `q k^T` and `p v` over the whole `[text ; image]` sequence: the
 dense score matrix of the `xla` backend, masked part included (the `chunked`, `blockwise` and `splash` backends
 skip blocks the temporal-causal mask hides, so with them MFU counts that skipped work as done). Elementwise work
-(norms, RoPE, softmax, GELU) is left out. A train step costs 3x the forward (the backward computes two matmuls
-per forward matmul); recomputation under remat is not counted, as usual for MFU.
+(norms, RoPE, softmax, GELU) is left out. The last block computes only the current clip's rows, the DiT's output.
+A train step costs 3x the forward (the backward computes two matmuls per forward matmul); recomputation under
+remat is not counted, as usual for MFU.
 """
 
 from __future__ import annotations
@@ -19,20 +20,26 @@ from pyramid_jax.layers.embeddings import TIMESTEP_FREQ_DIM
 TRAIN_FACTOR = 3  # forward + backward
 
 
-def _joint_block(image: int, text: int, dim: int, text_ends: bool) -> int:
-    """One two-stream block on one sample; `text_ends`: MMDiT's last block (no text output projection or MLP)."""
+def _joint_block(image: int, text: int, dim: int, rows: int | None = None) -> int:
+    """One two-stream block on one sample. `rows` (MMDiT's last block, whose text stream ends there): only the last
+    `rows` image tokens' queries and outputs are computed, and there is no text output projection or MLP."""
     seq = image + text
-    modulation = 2 * 6 * dim * dim + 2 * (2 if text_ends else 6) * dim * dim
-    qkv = 2 * 3 * seq * dim * dim
-    image_out = 2 * image * dim * dim + 2 * 2 * image * dim * 4 * dim  # to_out, MLP D -> 4D -> D
-    text_out = 0 if text_ends else 2 * text * dim * dim + 2 * 2 * text * dim * 4 * dim
-    return modulation + qkv + image_out + text_out + 2 * 2 * seq * seq * dim
+    queries = seq if rows is None else rows
+    modulation = 2 * 6 * dim * dim + 2 * (6 if rows is None else 2) * dim * dim
+    qkv = 2 * (2 * seq + queries) * dim * dim
+    outputs = image if rows is None else rows
+    image_out = 2 * outputs * dim * dim + 2 * 2 * outputs * dim * 4 * dim  # to_out, MLP D -> 4D -> D
+    text_out = 0 if rows is not None else 2 * text * dim * dim + 2 * 2 * text * dim * 4 * dim
+    return modulation + qkv + image_out + text_out + 2 * 2 * queries * seq * dim
 
 
-def _single_block(image: int, text: int, dim: int) -> int:
-    """One Flux single-stream block on one sample: qkv, proj_mlp D -> 4D, proj_out 5D -> D, attention."""
+def _single_block(image: int, text: int, dim: int, rows: int | None = None) -> int:
+    """One Flux single-stream block on one sample: qkv, proj_mlp D -> 4D, proj_out 5D -> D, attention; `rows` (the
+    last block): only the last `rows` tokens' queries and outputs are computed."""
     seq = image + text
-    return 2 * 3 * dim * dim + 2 * seq * dim * (3 * dim + 4 * dim + 5 * dim) + 2 * 2 * seq * seq * dim
+    queries = seq if rows is None else rows
+    return (2 * 3 * dim * dim + 2 * seq * dim * 2 * dim + 2 * queries * dim * (dim + 4 * dim + 5 * dim)
+            + 2 * 2 * queries * seq * dim)
 
 
 def dit_forward_flops(config, sample: Sequence[Sequence[Sequence[int]]], text_len: int) -> int:
@@ -50,9 +57,10 @@ def dit_forward_flops(config, sample: Sequence[Sequence[Sequence[int]]], text_le
         per_sample = (
             2 * (TIMESTEP_FREQ_DIM * dim + dim * dim) + 2 * (pooled * dim + dim * dim)  # timestep + pooled text
             + 2 * text_len * text_dim * dim + 2 * image * 4 * channels * dim  # text and patch embedders
-            + sum(_joint_block(image, text_len, dim, text_ends and i == config.num_layers - 1)
+            + sum(_joint_block(image, text_len, dim, current if text_ends and i == config.num_layers - 1 else None)
                   for i in range(config.num_layers))
-            + single_layers * _single_block(image, text_len, dim)
+            + (single_layers and (single_layers - 1) * _single_block(image, text_len, dim)
+               + _single_block(image, text_len, dim, current))
             + 2 * 2 * dim * dim + 2 * current * dim * 4 * channels)  # norm_out, proj_out
         total += batch * per_sample
     return total

@@ -126,7 +126,8 @@ def check_backend(name: str, platform: str | None = None) -> str:
 
 def auto_backend(q: jax.Array, bias: jax.Array | None, platform: str | None = None, k: jax.Array | None = None) -> str:
     """The automatic choice for queries `q` over keys `k` (None: as many as queries): xla when there is a logit bias
-    (only xla takes one) or, on CPU, while the score tensor is small; chunked on CPU for mid-sized scores; otherwise the platform's memory-bounded kernel."""
+    (only xla takes one) or, on CPU, while the score tensor is small; chunked on CPU for mid-sized scores;
+    otherwise the platform's memory-bounded kernel."""
     platform = platform or current_platform()
     b, m, h, _ = q.shape
     n = m if k is None else k.shape[1]

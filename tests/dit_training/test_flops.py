@@ -31,9 +31,11 @@ def test_hand_count_for_the_tiny_miniflux():
               + 2 * seq * d * d + 2 * seq * 8 * d * d  # output projections and MLPs of both streams
               + 2 * 2 * seq * seq * d)  # q k^T and p v
     single = 2 * 3 * d * d + 2 * seq * (3 + 4 + 5) * d * d + 2 * 2 * seq * seq * d
+    last = (2 * 3 * d * d + 2 * seq * 2 * d * d  # the last single block: k, v of every token,
+            + 2 * image * (1 + 4 + 5) * d * d + 2 * 2 * image * seq * d)  # the rest for the image tokens only
     final = 2 * 2 * d * d + 2 * image * d * 16
-    want = embed + 2 * double + 2 * single + final
-    assert want == 5_229_568
+    want = embed + 2 * double + single + last + final
+    assert want == 4_549_632
     assert dit_forward_flops(config, [[(1, 1, 4, 4, 4)]], text) == want
     assert train_step_flops(config, [[(3, 1, 4, 4, 4)]], text) == 3 * 3 * want
 
