@@ -42,6 +42,7 @@ def test_round_trip_and_overrides():
 @pytest.mark.parametrize("values, message", [
     ({"axes_dims_rope": [16, 24, 16]}, "sum to attention_head_dim"),
     ({"patch_size": 2}, "patch_size must be 1"),
+    ({"num_single_layers": 0}, "num_single_layers must be at least 1, got 0"),
     ({"attention_backend": "magic"}, "unknown attention_backend"),
 ])
 def test_invalid_values(values, message):

@@ -45,6 +45,8 @@ class FluxConfig(FrozenConfig):
             raise ConfigError(f"FluxConfig.patch_size must be 1 (token packing is a fixed 2x2), got {self.patch_size}")
         if self.in_channels % 4:
             raise ConfigError(f"FluxConfig.in_channels must be 4 x latent channels, got {self.in_channels}")
+        if self.num_single_layers < 1:  # the last one computes only the output rows (pyramid_flux.py)
+            raise ConfigError(f"FluxConfig.num_single_layers must be at least 1, got {self.num_single_layers}")
         if len(self.axes_dims_rope) != 3 or any(a % 2 for a in self.axes_dims_rope):
             raise ConfigError(f"FluxConfig.axes_dims_rope must be 3 even sizes (t, h, w), got {self.axes_dims_rope}")
         if sum(self.axes_dims_rope) != self.attention_head_dim:
