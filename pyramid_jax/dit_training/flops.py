@@ -59,9 +59,10 @@ def dit_forward_flops(config, sample: Sequence[Sequence[Sequence[int]]], text_le
             + 2 * text_len * text_dim * dim + 2 * image * 4 * channels * dim  # text and patch embedders
             + sum(_joint_block(image, text_len, dim, current if text_ends and i == config.num_layers - 1 else None)
                   for i in range(config.num_layers))
-            + (single_layers and (single_layers - 1) * _single_block(image, text_len, dim)
-               + _single_block(image, text_len, dim, current))
             + 2 * 2 * dim * dim + 2 * current * dim * 4 * channels)  # norm_out, proj_out
+        if single_layers:  # the last single block computes the current clip's rows only
+            per_sample += ((single_layers - 1) * _single_block(image, text_len, dim)
+                           + _single_block(image, text_len, dim, current))
         total += batch * per_sample
     return total
 

@@ -265,19 +265,29 @@ class PyramidSampler:
         given = len(frames)
         guided = guidance_scale > 0  # the reference's switch, for both entry points
 
+        def frames_seen(count: int) -> int:
+            """Of `count` earlier frames, how many the DiT sees (the latest ones)."""
+            return count if window is None else min(count, window - 1)
+
         def program(unit: int, history: list[jax.Array], unit_noise: UnitNoise) -> UnitProgram:
             first = unit == 0
             scale = guidance_scale if first else video_guidance_scale
             scale = scale if unit_guidance_scales is None else unit_guidance_scales[unit]
-            seen = history if window is None else history[max(0, len(history) - window + 1):]
+            seen = history[len(history) - frames_seen(len(history)):]
             return self._unit_program(seen, unit_noise, text,
                                       num_inference_steps if first else video_num_inference_steps,
                                       scale if guided else None,
                                       bucket_capacity(len(seen), buckets) if self.pad_history else None)
 
         def later_programs(unit_noise: UnitNoise, frame: jax.Array) -> list[UnitProgram]:
-            """The programs of the units after the running one, on stand-in inputs of the same shapes."""
-            return [program(unit, [jnp.zeros_like(frame)] * unit, unit_noise) for unit in range(given + 1, temp)]
+            """The programs of the units after the running one, on stand-in inputs of the same shapes: one per
+            history length the DiT gets (a bucket's capacity), as the units of one bucket share a program."""
+            first_unit_of_length: dict[int, int] = {}
+            for unit in range(given + 1, temp):
+                seen = frames_seen(unit)
+                first_unit_of_length.setdefault(bucket_capacity(seen, buckets) if self.pad_history else seen, unit)
+            return [program(unit, [jnp.zeros_like(frame)] * unit, unit_noise)
+                    for unit in first_unit_of_length.values()]
 
         check_finite = FiniteCheck()
         with AheadOfTime() as ahead:

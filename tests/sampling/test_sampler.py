@@ -187,10 +187,19 @@ def test_a_few_programs_per_video_reused_by_later_videos(temp, programs):
     assert PyramidSampler.num_programs() - before == compiled
 
 
-def test_later_unit_programs_compile_on_a_background_thread_while_the_first_unit_runs():
+def test_later_unit_programs_compile_on_a_background_thread_while_the_first_unit_runs(monkeypatch):
     """Only the first unit's program compiles on the caller's thread; the three history buckets of temp 16 compile
-    on the sampler's background thread, and a second video compiles nothing anywhere."""
-    compiles, recording = [], [True]
+    on the sampler's background thread, from one stand-in program each, and a second video compiles nothing
+    anywhere."""
+    compiles, recording, stand_ins = [], [True], []
+    build = PyramidSampler._unit_program
+
+    def counted(self, *args):
+        if threading.current_thread().name.startswith("unit-compile"):
+            stand_ins.append(len(args[0]))  # the history frames it was built with
+        return build(self, *args)
+
+    monkeypatch.setattr(PyramidSampler, "_unit_program", counted)
 
     def record(event, seconds, fun_name="?", **_):
         if recording[0] and event.endswith("backend_compile_duration") and "denoise_unit" in fun_name:
@@ -203,6 +212,7 @@ def test_later_unit_programs_compile_on_a_background_thread_while_the_first_unit
         steps = [4, 3, 5], [3, 2, 3]  # no other test's programs
         sampler.video(text, toy_noise(1, 16), 16, *steps, 7.0, 5.0)
         assert compiles.count("MainThread") == 1 and compiles.count("unit-compile") == 3, compiles
+        assert len(stand_ins) == 3, stand_ins
         compiles.clear()
         sampler.video(text, toy_noise(1, 16), 16, *steps, 3.0, 2.0)
         assert compiles == []
