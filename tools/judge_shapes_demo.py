@@ -3,11 +3,13 @@ colour (over the clip and in its first frame), direction and shape in one clean 
 
     python tools/judge_shapes_demo.py                                   # the embedded demo, seed 0
     python tools/judge_shapes_demo.py --snapshot out/snap --seed 1 -- --guidance-scale 5
+    python tools/judge_shapes_demo.py --figure docs/shapes_demo.png    # also the README's figure
 
 Two prompt sets (`pyramid_jax.demo.captions.held_out_prompts`): "directions", every colour with every direction
 (24), and "shapes", every colour with every shape (18). Both go through `sample.py` as one batch with the snapshot's
 sampling defaults (arguments after `--` are passed on); `pyramid_jax.demo.judge` reads every video. Prints each
-wrong reading, then a table of right readings per set.
+wrong reading, then a table of right readings per set. `--figure` also samples the README figure's six prompts (every
+colour once, in held-out wordings) as one batch and writes their frame strips one under the other.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import os
 import sys
 import tempfile
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
@@ -24,6 +28,8 @@ from pyramid_jax.errors import UserError, add_debug_flag, run_cli  # noqa: E402 
 
 SETS = ("directions", "shapes")
 ASPECTS = ("colour", "frame-0 colour", "direction", "shape", "one piece")
+FIGURE = (("red", "circle", "right"), ("blue", "square", "left"), ("yellow", "triangle", "down"),
+          ("green", "circle", "up"), ("purple", "square", "left"), ("cyan", "triangle", "right"))
 
 
 def main(argv=None) -> int:
@@ -35,9 +41,12 @@ def judge(argv) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--snapshot", default=os.path.join(ROOT, "checkpoints", "shapes_demo"), help="snapshot folder")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--figure", metavar="PNG", help="also write the README figure here")
     p.add_argument("sample_args", nargs="*", help="after --: more sample.py arguments, e.g. --guidance-scale 5")
     add_debug_flag(p)
     args = p.parse_args(argv)
+    if args.figure:
+        write_figure(args.figure, args.snapshot, args.seed, args.sample_args)
     table = judge_snapshot(args.snapshot, args.seed, args.sample_args)
     print(f"\n{args.snapshot}, seed {args.seed}: right readings\n| prompts | " + " | ".join(ASPECTS) + " |\n"
           + "|---" * (len(ASPECTS) + 1) + "|")
@@ -46,27 +55,52 @@ def judge(argv) -> int:
     return 0
 
 
+def sample_frames(prompts: list[str], snapshot: str, seed: int, sample_args: list[str]) -> list[np.ndarray]:
+    """uint8 `[T, H, W, 3]` videos of `prompts`, sampled by `sample.py` as one batch."""
+    import sample
+    from pyramid_jax.demo.judge import read_frame_folder
+
+    with tempfile.TemporaryDirectory() as out:
+        flags = ["--snapshot", snapshot, "--seed", str(seed), "--output", os.path.join(out, "video"),
+                 *sum((["--prompt", prompt] for prompt in prompts), []), *sample_args]
+        if sample.main(flags) != 0:
+            raise UserError("sample.py failed; its error is above")
+        return [read_frame_folder(os.path.join(out, f"video_{i}")) for i in range(len(prompts))]
+
+
+def write_figure(path: str, snapshot: str, seed: int, sample_args: list[str]) -> None:
+    """The frame strips of the `FIGURE` prompts' videos, one under the other, `STRIP_GAP` white pixels apart."""
+    from PIL import Image
+
+    from pyramid_jax.demo.captions import HELD_OUT_TEMPLATES
+    from pyramid_jax.io.atomic import atomic_file
+    from pyramid_jax.io.video import STRIP_GAP, frame_strip
+
+    prompts = [HELD_OUT_TEMPLATES[i % len(HELD_OUT_TEMPLATES)].format(colour=c, shape=s, direction=d)
+               for i, (c, s, d) in enumerate(FIGURE)]
+    strips = [frame_strip(video) for video in sample_frames(prompts, snapshot, seed, sample_args)]
+    gap = np.full((STRIP_GAP, strips[0].shape[1], 3), 255, np.uint8)
+    with atomic_file(path) as tmp:
+        Image.fromarray(np.concatenate(sum(([strip, gap] for strip in strips), [])[:-1])).save(tmp, format="png")
+    print(f"figure of {len(prompts)} prompts -> {path}")
+
+
 def judge_snapshot(snapshot: str, seed: int, sample_args: list[str]) -> dict[str, tuple[dict[str, int], int]]:
     """{set: ({aspect: right readings}, prompts)} of `snapshot`'s videos of both prompt sets; an unreadable video
     counts as wrong in every aspect."""
-    import sample
     from pyramid_jax.demo.captions import held_out_prompts
-    from pyramid_jax.demo.judge import read_frame_folder, read_video
+    from pyramid_jax.demo.judge import read_video
 
     cases = {name: held_out_prompts(name) for name in SETS}
     everything = [case for name in SETS for case in cases[name]]
-    with tempfile.TemporaryDirectory() as out:
-        flags = ["--snapshot", snapshot, "--seed", str(seed), "--output", os.path.join(out, "video"),
-                 *sum((["--prompt", case.prompt] for case in everything), []), *sample_args]
-        if sample.main(flags) != 0:
-            raise UserError("sample.py failed; its error is above")
-        readings = []
-        for i, case in enumerate(everything):
-            try:
-                readings.append(read_video(read_frame_folder(os.path.join(out, f"video_{i}"))))
-            except ValueError as error:
-                print(f"{case.prompt!r}: unreadable ({error})")
-                readings.append(None)
+    readings = []
+    for case, video in zip(everything, sample_frames([case.prompt for case in everything], snapshot, seed,
+                                                     sample_args)):
+        try:
+            readings.append(read_video(video))
+        except ValueError as error:
+            print(f"{case.prompt!r}: unreadable ({error})")
+            readings.append(None)
     table, start = {}, 0
     for name in SETS:
         right = dict.fromkeys(ASPECTS, 0)

@@ -2,10 +2,13 @@
 
 import re
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from pyramid_jax.demo.captions import HELD_OUT_TEMPLATES, TRAIN_TEMPLATES, held_out_prompts
 from pyramid_jax.demo.shapes import COLOURS, DIRECTIONS, SHAPES
+from pyramid_jax.io.video import STRIP_GAP
 from tools import judge_shapes_demo
 
 
@@ -22,9 +25,14 @@ def test_prompt_sets_cover_every_pairing_in_held_out_wordings():
         held_out_prompts("colours")
 
 
-def test_the_tool_prints_a_table_whose_counts_match_its_readings(capsys):
-    assert judge_shapes_demo.main(["--", "--steps", "3,3,3", "--video-steps", "3,3,3"]) == 0
+def test_the_tool_prints_a_table_whose_counts_match_its_readings_and_writes_the_figure(capsys, tmp_path):
+    figure = tmp_path / "figure.png"
+    assert judge_shapes_demo.main(["--figure", str(figure), "--", "--steps", "3,3,3", "--video-steps", "3,3,3"]) == 0
     out = capsys.readouterr().out
+    strips, frames, side, gap = len(judge_shapes_demo.FIGURE), 9, 128, STRIP_GAP  # 64x64 frames scaled up 2x
+    image = np.asarray(Image.open(figure))
+    assert image.shape == (strips * side + (strips - 1) * gap, frames * side + (frames - 1) * gap, 3)
+    assert (image[side:side + gap] == 255).all() and (image[:side, side:side + gap] == 255).all()
     rows = dict(re.findall(r"^\| (directions|shapes) \| (.*) \|$", out, re.M))
     wrong = [line for line in out.splitlines() if line.startswith("'")]  # one line per prompt with a wrong reading
     for name, count in (("directions", 24), ("shapes", 18)):
