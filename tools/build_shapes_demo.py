@@ -9,7 +9,9 @@
 3. `train.py --config configs/train/shapes_vae_images.py`, then `configs/train/shapes_vae.py`, then
    `configs/train/shapes_vae_decoder.py`: the VAE, from scratch, on single frames, then on whole clips, then its
    decoder alone on whole clips (the encoder, and so the latents, as stage 2 left them);
-4. `tools/extract_video_latents.py` and `tools/extract_text_features.py` with that VAE and the text encoders;
+4. the VAE rescaled to code latents that reach the DiT with zero mean and unit spread (an exact refit of its
+   latent space, `pyramid_jax/vae_training/latent_scale.py`), then `tools/extract_video_latents.py` and
+   `tools/extract_text_features.py` with that VAE and the text encoders;
 5. `train.py --config configs/train/shapes_dit.py`: the DiT, from scratch, on those latents;
 6. the snapshot: text stack + trained VAE + trained DiT, written atomically to --output.
 
@@ -26,11 +28,14 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from pyramid_jax.errors import UserError, add_debug_flag, run_cli  # noqa: E402 (after the path setup)
 WORK = os.path.join(ROOT, "out", "shapes_demo")  # the working folder the two training configs read
+LATENT_STATISTICS_CLIPS = 256  # training clips whose latents set the VAE's rescaling
 
 
 def run(*args: str) -> None:
@@ -68,6 +73,9 @@ def build(argv) -> int:
     from pyramid_jax.dit.families import get_family
     from pyramid_jax.io.atomic import atomic_directory
     from pyramid_jax.snapshot import SAMPLING_FILE, VAE_FOLDER, text_folder_names
+    from pyramid_jax.training.data.annotations import read_annotations
+    from pyramid_jax.training.data.frames import read_frames
+    from pyramid_jax.vae_training.latent_scale import standardize_vae_folder
 
     family = get_family(DIT_CONFIG["_class_name"])
     dit_variant = family.variants[0].folder
@@ -88,6 +96,10 @@ def build(argv) -> int:
         for name in text_folder_names(family):
             shutil.copytree(os.path.join(init, name), os.path.join(tmp, name))
         shutil.copytree(os.path.join(WORK, "vae_decoder_run", "model"), os.path.join(tmp, VAE_FOLDER))
+        records = read_annotations(os.path.join(data, "train.jsonl"))[:LATENT_STATISTICS_CLIPS]
+        clips = np.stack([read_frames(record["video"], FRAMES) for record in records])
+        a, b = standardize_vae_folder(os.path.join(tmp, VAE_FOLDER), clips, family.name)
+        print(f"VAE latents rescaled by {a:.3f} and shifted per channel by {np.round(b, 2).tolist()}", flush=True)
     run("tools/extract_video_latents.py", "--snapshot", staged, "--annotation", os.path.join(data, "train.jsonl"),
         "--output-dir", os.path.join(WORK, "latents"), "--resolutions", f"{SIZE}x{SIZE}", "--num-frames", str(FRAMES),
         "--dtype", "float32", "--save-dtype", "float32")

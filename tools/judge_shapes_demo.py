@@ -1,5 +1,6 @@
 """Judge a moving-shapes snapshot on prompts in the held-out wordings: how many of its videos show the prompted
-colour (over the clip and in its first frame), direction and shape in one clean piece (the figures of the README's demo table).
+colour (over the clip and in its first frame), direction and shape in one clean piece (the figures of the README's
+demo table).
 
     python tools/judge_shapes_demo.py                                   # the embedded demo, seed 0
     python tools/judge_shapes_demo.py --snapshot out/snap --seed 1 -- --guidance-scale 5
@@ -73,16 +74,29 @@ def write_figure(path: str, snapshot: str, seed: int, sample_args: list[str]) ->
     from PIL import Image
 
     from pyramid_jax.demo.captions import HELD_OUT_TEMPLATES
+    from pyramid_jax.demo.judge import read_video
     from pyramid_jax.io.atomic import atomic_file
     from pyramid_jax.io.video import STRIP_GAP, frame_strip
 
     prompts = [HELD_OUT_TEMPLATES[i % len(HELD_OUT_TEMPLATES)].format(colour=c, shape=s, direction=d)
                for i, (c, s, d) in enumerate(FIGURE)]
-    strips = [frame_strip(video) for video in sample_frames(prompts, snapshot, seed, sample_args)]
+    videos = sample_frames(prompts, snapshot, seed, sample_args)
+    for prompt, video in zip(prompts, videos):
+        try:
+            print(f"figure: {prompt!r}: {describe(read_video(video))}")
+        except ValueError as error:
+            print(f"figure: {prompt!r}: unreadable ({error})")
+    strips = [frame_strip(video) for video in videos]
     gap = np.full((STRIP_GAP, strips[0].shape[1], 3), 255, np.uint8)
     with atomic_file(path) as tmp:
         Image.fromarray(np.concatenate(sum(([strip, gap] for strip in strips), [])[:-1])).save(tmp, format="png")
     print(f"figure of {len(prompts)} prompts -> {path}")
+
+
+def describe(reading) -> str:
+    """A `pyramid_jax.demo.judge.Reading` in words."""
+    return (f"{reading.colour} (frame 0 {reading.first_colour}) {reading.shape} moving {reading.direction} "
+            f"({reading.pieces} piece(s), travel {reading.shift[0]:+.1f}, {reading.shift[1]:+.1f} px)")
 
 
 def judge_snapshot(snapshot: str, seed: int, sample_args: list[str]) -> dict[str, tuple[dict[str, int], int]]:
@@ -113,8 +127,7 @@ def judge_snapshot(snapshot: str, seed: int, sample_args: list[str]) -> dict[str
             for aspect, ok in got.items():
                 right[aspect] += ok
             if not all(got.values()):
-                print(f"{case.prompt!r}: {reading.colour} (frame 0 {reading.first_colour}) {reading.shape} moving "
-                      f"{reading.direction} ({reading.pieces} piece(s), travel {reading.shift[0]:+.1f}, {reading.shift[1]:+.1f} px)")
+                print(f"{case.prompt!r}: {describe(reading)}")
         table[name], start = (right, len(cases[name])), start + len(cases[name])
     return table
 

@@ -12,9 +12,9 @@ from pyramid_jax.demo.shapes import BACKGROUND, COLOURS, random_clip, render
 
 # Every colour with every direction, shapes and the two held-out wordings in turn.
 CASES = held_out_prompts("directions")
-# Right readings needed out of 24: the committed snapshot gets 22 colours and 23 directions with seed 0 on CPU (chance:
+# Right readings needed out of 24: the committed snapshot gets 23 colours and 23 directions with seed 0 on CPU (chance:
 # 4 and 6); the margin absorbs float differences between CPUs that can tip a borderline sample.
-MIN_RIGHT = {"colour": 20, "direction": 22}
+MIN_RIGHT = {"colour": 21, "direction": 22}
 # Image-to-video starts from the input frame: frame 0 of the video is its VAE reconstruction, whose shape colour the
 # committed snapshot keeps within 3 levels for red and green (per channel, median over the shape's pixels; every
 # demo colour within 6).
