@@ -25,7 +25,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from pyramid_jax.errors import UserError, add_debug_flag, run_cli  # noqa: E402 (after the path setup)
+from pyramid_jax.errors import ArgumentError, UserError, add_debug_flag, run_cli  # noqa: E402 (after the path setup)
+from pyramid_jax.io.atomic import atomic_file, check_writable  # noqa: E402
 
 SETS = ("directions", "shapes")
 ASPECTS = ("colour", "frame-0 colour", "direction", "shape", "one piece")
@@ -46,9 +47,13 @@ def judge(argv) -> int:
     p.add_argument("sample_args", nargs="*", help="after --: more sample.py arguments, e.g. --guidance-scale 5")
     add_debug_flag(p)
     args = p.parse_args(argv)
+    if args.figure:  # checked before any model loads
+        if os.path.splitext(args.figure)[1].lower() != ".png":
+            raise ArgumentError(f"--figure {args.figure}: give a .png path")
+        check_writable(args.figure, "--figure")
+    table = judge_snapshot(args.snapshot, args.seed, args.sample_args)
     if args.figure:
         write_figure(args.figure, args.snapshot, args.seed, args.sample_args)
-    table = judge_snapshot(args.snapshot, args.seed, args.sample_args)
     print(f"\n{args.snapshot}, seed {args.seed}: right readings\n| prompts | " + " | ".join(ASPECTS) + " |\n"
           + "|---" * (len(ASPECTS) + 1) + "|")
     for name, (right, count) in table.items():
@@ -73,13 +78,11 @@ def write_figure(path: str, snapshot: str, seed: int, sample_args: list[str]) ->
     """The frame strips of the `FIGURE` prompts' videos, one under the other, `STRIP_GAP` white pixels apart."""
     from PIL import Image
 
-    from pyramid_jax.demo.captions import HELD_OUT_TEMPLATES
+    from pyramid_jax.demo.captions import in_held_out_wordings
     from pyramid_jax.demo.judge import read_video
-    from pyramid_jax.io.atomic import atomic_file
     from pyramid_jax.io.video import STRIP_GAP, frame_strip
 
-    prompts = [HELD_OUT_TEMPLATES[i % len(HELD_OUT_TEMPLATES)].format(colour=c, shape=s, direction=d)
-               for i, (c, s, d) in enumerate(FIGURE)]
+    prompts = [case.prompt for case in in_held_out_wordings(FIGURE)]
     videos = sample_frames(prompts, snapshot, seed, sample_args)
     for prompt, video in zip(prompts, videos):
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
@@ -45,6 +45,11 @@ def held_out_prompts(kind: str = "directions") -> list[HeldOutPrompt]:
         draws = [(c, s, d) for (c, s), d in zip(itertools.product(COLOURS, SHAPES), itertools.cycle(DIRECTIONS))]
     else:
         raise ValueError(f"kind must be 'directions' or 'shapes', got {kind!r}")
+    return in_held_out_wordings(draws)
+
+
+def in_held_out_wordings(draws: Sequence[tuple[str, str, str]]) -> list[HeldOutPrompt]:
+    """`(colour, shape, direction)` draws as prompts, the held-out wordings in turn."""
     return [HeldOutPrompt(HELD_OUT_TEMPLATES[i % len(HELD_OUT_TEMPLATES)].format(colour=c, shape=s, direction=d),
                           c, s, d) for i, (c, s, d) in enumerate(draws)]
 

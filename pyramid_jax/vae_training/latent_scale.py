@@ -46,9 +46,8 @@ def standardizing_affine(latents: Iterable[jax.Array], family: str) -> tuple[flo
     variance = np.mean([(scale ** 2) * z.var(axis=0).mean() for z, _, scale in parts])
     a = float(1.0 / np.sqrt(variance))
     # Zero mean per channel, averaged over the parts: mean_p(scale (a m + b - shift)) = 0.
-    weights = np.array([scale for _, _, scale in parts])
     offsets = np.stack([scale * (a * z.mean(axis=0) - shift) for z, shift, scale in parts])
-    b = -offsets.sum(axis=0) / weights.sum()
+    b = -offsets.sum(axis=0) / sum(scale for _, _, scale in parts)
     return a, b.astype(np.float32)
 
 

@@ -8,6 +8,7 @@ from PIL import Image
 
 from pyramid_jax.demo.captions import HELD_OUT_TEMPLATES, TRAIN_TEMPLATES, held_out_prompts
 from pyramid_jax.demo.shapes import COLOURS, DIRECTIONS, SHAPES
+from pyramid_jax.errors import ErrorExit
 from pyramid_jax.io.video import STRIP_GAP
 from tools import judge_shapes_demo
 
@@ -41,3 +42,12 @@ def test_the_tool_prints_a_table_whose_counts_match_its_readings_and_writes_the_
         all_right = min(int(cell.split("/")[0]) for cell in cells)
         assert all_right >= count - sum(any(c.prompt == line.split("'")[1] for c in held_out_prompts(name))
                                         for line in wrong)
+
+
+@pytest.mark.parametrize("name, problem", [("figure.jpg", "give a .png path"), ("a_file/figure.png", "is a file")])
+def test_a_bad_figure_path_is_an_error_naming_it_before_any_sampling(tmp_path, capsys, name, problem):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ErrorExit):
+        judge_shapes_demo.main(["--figure", str(tmp_path / name)])
+    err = capsys.readouterr()
+    assert err.err.startswith("error: --figure") and problem in err.err and "sampled" not in err.out
