@@ -86,20 +86,14 @@ def write_figure(path: str, snapshot: str, seed: int, sample_args: list[str]) ->
     videos = sample_frames(prompts, snapshot, seed, sample_args)
     for prompt, video in zip(prompts, videos):
         try:
-            print(f"figure: {prompt!r}: {describe(read_video(video))}")
+            print(f"figure: {prompt!r}: {read_video(video).describe()}")
         except ValueError as error:
-            print(f"figure: {prompt!r}: unreadable ({error})")
+            print(f"figure: {prompt!r}: unreadable: {error}")
     strips = [frame_strip(video) for video in videos]
     gap = np.full((STRIP_GAP, strips[0].shape[1], 3), 255, np.uint8)
     with atomic_file(path) as tmp:
         Image.fromarray(np.concatenate(sum(([strip, gap] for strip in strips), [])[:-1])).save(tmp, format="png")
     print(f"figure of {len(prompts)} prompts -> {path}")
-
-
-def describe(reading) -> str:
-    """A `pyramid_jax.demo.judge.Reading` in words."""
-    return (f"{reading.colour} (frame 0 {reading.first_colour}) {reading.shape} moving {reading.direction} "
-            f"({reading.pieces} piece(s), travel {reading.shift[0]:+.1f}, {reading.shift[1]:+.1f} px)")
 
 
 def judge_snapshot(snapshot: str, seed: int, sample_args: list[str]) -> dict[str, tuple[dict[str, int], int]]:
@@ -116,7 +110,7 @@ def judge_snapshot(snapshot: str, seed: int, sample_args: list[str]) -> dict[str
         try:
             readings.append(read_video(video))
         except ValueError as error:
-            print(f"{case.prompt!r}: unreadable ({error})")
+            print(f"{case.prompt!r}: unreadable: {error}")
             readings.append(None)
     table, start = {}, 0
     for name in SETS:
@@ -130,7 +124,7 @@ def judge_snapshot(snapshot: str, seed: int, sample_args: list[str]) -> dict[str
             for aspect, ok in got.items():
                 right[aspect] += ok
             if not all(got.values()):
-                print(f"{case.prompt!r}: {describe(reading)}")
+                print(f"{case.prompt!r}: {reading.describe()}")
         table[name], start = (right, len(cases[name])), start + len(cases[name])
     return table
 

@@ -30,6 +30,13 @@ class Reading(NamedTuple):
     pieces: int  # the most separate foreground pieces in any frame (a clean clip has 1)
     first_colour: str  # the palette colour nearest to the first shown frame's median (frame 0 can drift alone)
 
+    def describe(self) -> str:
+        """In words: the clip's colour, shape and direction, then its travel, pieces and a first frame of its own
+        colour."""
+        first = "" if self.first_colour == self.colour else f"; {self.first_colour} in its first frame"
+        return (f"{self.colour} {self.shape} moving {self.direction} "
+                f"(travel {self.shift[0]:+.1f}, {self.shift[1]:+.1f} px; {self.pieces} piece(s){first})")
+
 
 def _outline(mask: np.ndarray) -> tuple[int, float, float]:
     """Of one frame's mask `[H, W]`: the number of foreground pieces, and of the largest piece the share of its
@@ -107,9 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{path}: unreadable: {error}")
             unreadable += 1
             continue
-        first = "" if reading.first_colour == reading.colour else f"; {reading.first_colour} in its first frame"
-        print(f"{path}: {reading.colour} {reading.shape} moving {reading.direction} "
-              f"(travel {reading.shift[0]:+.1f}, {reading.shift[1]:+.1f} px; {reading.pieces} piece(s){first})")
+        print(f"{path}: {reading.describe()}")
     return 1 if unreadable else 0
 
 
