@@ -40,7 +40,7 @@ def test_demo_videos_show_the_prompted_colour_moving_the_prompted_way(tmp_path):
         except ValueError as error:  # no shape to read counts as wrong on both counts
             report.append(f"{prompts[i]!r}: {error}")
             continue
-        report.append(f"{prompts[i]!r}: {reading}")
+        report.append(f"{prompts[i]!r}: {reading.describe()}")
         right["colour"] += reading.colour == colour
         if reading.direction == direction:
             right["direction"] += 1

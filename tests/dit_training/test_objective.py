@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 import pyramid_jax
-from pyramid_jax.dit_training.objective import KeyRandomness, PyramidObjective
+from pyramid_jax.dit_training.objective import KeyRandomness, PyramidObjective, flow_matching_loss, foreground_weights
 from pyramid_jax.dit_training.text_dropout import drop_text
 from pyramid_jax.dit_training.units import stage_units
 from pyramid_jax.sampling import TextConditioning
@@ -165,3 +165,53 @@ def test_key_randomness_is_deterministic_and_jittable():
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     c = inputs(key(1))
     assert not np.allclose(np.asarray(a.targets[3]), np.asarray(c.targets[3]))
+
+
+def test_foreground_weights_grow_with_the_distance_from_the_background():
+    background, colour = np.zeros(4, np.float32), np.full(4, 3.0, np.float32)
+    frame = np.tile(background, (1, 1, 6, 6, 1))
+    frame[0, 0, 1:3, 1:3] = colour  # RMS distance 3: the whole extra weight
+    frame[0, 0, 4, 4] = colour / 6  # distance 0.5 of foreground_distance 1: half of it
+    weights = np.asarray(foreground_weights(jnp.asarray(frame + 0.25), weight=4.0, distance=1.0))[0, 0, ..., 0]
+    want = np.ones((6, 6), np.float32)
+    want[1:3, 1:3], want[4, 4] = 5.0, 3.0
+    np.testing.assert_allclose(weights, want, rtol=1e-6)
+
+
+def test_weighted_flow_matching_loss():
+    rng = np.random.default_rng(0)
+    preds, targets = ([rng.standard_normal((2, 1, 4, 4, 3)).astype(np.float32) for _ in range(2)] for _ in range(2))
+    weights = [rng.uniform(1, 5, (2, 1, 4, 4, 1)).astype(np.float32) for _ in range(2)]
+    per_sample = [np.sum(w * (p - t) ** 2, axis=(1, 2, 3, 4)) / (3 * np.sum(w, axis=(1, 2, 3, 4)))
+                  for p, t, w in zip(preds, targets, weights)]
+    np.testing.assert_allclose(float(flow_matching_loss(preds, targets, weights)), np.mean(per_sample), rtol=1e-6)
+    ones = [np.ones_like(w) for w in weights]
+    np.testing.assert_allclose(float(flow_matching_loss(preds, targets, ones)),
+                               float(flow_matching_loss(preds, targets)), rtol=1e-6)
+
+
+def test_foreground_weight_reaches_the_loss():
+    """The default objective has no weights (the reference's MSE); a weighted one weighs each column's trained clip by
+    its clean latents' distance from the background, in `loss` too."""
+    latents = jnp.asarray(np.random.default_rng(1).standard_normal((4, 3, 8, 8, 4), np.float32))
+    rand = KeyRandomness(jax.random.key(0, impl="rbg"))
+    weighted = PyramidObjective(foreground_weight=4.0)
+    assert OBJECTIVE.inputs(latents, rand, (3, 3, 2)).loss_weights is None
+    inputs = weighted.inputs(latents, rand, (3, 3, 2))
+    assert [w.shape for w in inputs.loss_weights] == [t.shape[:-1] + (1,) for t in inputs.targets]
+    last = inputs.loss_weights[-1]  # the full-resolution column: samples 3, its second unit (frame 1)
+    np.testing.assert_allclose(np.asarray(last), np.asarray(foreground_weights(latents[3:, 1:2], 4.0, 1.0)))
+
+    def zero_velocity(sample, *_, **__):
+        return [jnp.zeros_like(clips[-1]) for clips in sample]
+
+    zeros = [jnp.zeros_like(t) for t in inputs.targets]
+    loss = weighted.loss(zero_velocity, latents, _text("text"), rand, (3, 3, 2))
+    np.testing.assert_allclose(float(loss), float(flow_matching_loss(zeros, inputs.targets, inputs.loss_weights)),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("field, value", [("foreground_weight", -1.0), ("foreground_distance", 0.0)])
+def test_bad_foreground_settings_are_named(field, value):
+    with pytest.raises(ValueError, match=f"step.objective.{field}"):
+        PyramidObjective(**{field: value})
