@@ -177,10 +177,10 @@ class PyramidObjective:
             def level(i):
                 return cut(cols.column(pyramid[i], c))
 
-            eps = cut(cols.column(noises[k], c))
+            eps, clean = cut(cols.column(noises[k], c)), level(k)
             s0, s1 = sched.start_sigmas[k], sched.end_sigmas[k]
             start = eps if k == 0 else s0 * eps + (1 - s0) * upsample_nearest_2x(level(k - 1))
-            end = level(k) if k == num_stages - 1 else s1 * eps + (1 - s1) * level(k)
+            end = clean if k == num_stages - 1 else s1 * eps + (1 - s1) * clean
             r = sigma[:, None, None, None, None]
             clips = [r * start + (1 - r) * end]
             if padded:
@@ -197,7 +197,7 @@ class PyramidObjective:
             targets.append(start - end)
             sigmas.append(sigma)
             if self.foreground_weight > 0:
-                weights.append(foreground_weights(level(k), self.foreground_weight, self.foreground_distance))
+                weights.append(foreground_weights(clean, self.foreground_weight, self.foreground_distance))
         return FlowInputs(sample, cols.interleave(timesteps), targets, sigmas, image_tokens if padded else None,
                           weights or None)
 
