@@ -10,7 +10,8 @@
    `configs/train/shapes_vae_decoder.py`: the VAE, from scratch, on single frames, then on whole clips, then its
    decoder alone on whole clips (the encoder, and so the latents, as stage 2 left them);
 4. the VAE rescaled to code latents that reach the DiT with zero mean and unit spread (an exact refit of its
-   latent space, `pyramid_jax/vae_training/latent_scale.py`), then `tools/extract_video_latents.py` and
+   latent space, `pyramid_jax/vae_training/latent_scale.py`), its decoder trained once more
+   (`configs/train/shapes_vae_rescaled_decoder.py`), then `tools/extract_video_latents.py` and
    `tools/extract_text_features.py` with that VAE and the text encoders;
 5. `train.py --config configs/train/shapes_dit.py`: the DiT, from scratch, on those latents;
 6. the snapshot: text stack + trained VAE + trained DiT, written atomically to --output.
@@ -92,14 +93,19 @@ def build(argv) -> int:
 
     for stage in ("shapes_vae_images.py", "shapes_vae.py", "shapes_vae_decoder.py"):
         run("train.py", "--config", os.path.join(ROOT, "configs", "train", stage))
+    rescaled = os.path.join(WORK, "vae_rescaled")
+    if not os.path.isdir(rescaled):
+        with atomic_directory(rescaled) as tmp:
+            shutil.copytree(os.path.join(WORK, "vae_decoder_run", "model"), tmp, dirs_exist_ok=True)
+            records = read_annotations(os.path.join(data, "train.jsonl"))[:LATENT_STATISTICS_CLIPS]
+            clips = np.stack([read_frames(record["video"], FRAMES) for record in records])
+            a, b = standardize_vae_folder(tmp, clips, family.name)
+            print(f"VAE latents rescaled by {a:.3f} and shifted per channel by {np.round(b, 2).tolist()}", flush=True)
+    run("train.py", "--config", os.path.join(ROOT, "configs", "train", "shapes_vae_rescaled_decoder.py"))
     with atomic_directory(staged, overwrite=True) as tmp:  # text stack + trained VAE, for the extraction tools
         for name in text_folder_names(family):
             shutil.copytree(os.path.join(init, name), os.path.join(tmp, name))
-        shutil.copytree(os.path.join(WORK, "vae_decoder_run", "model"), os.path.join(tmp, VAE_FOLDER))
-        records = read_annotations(os.path.join(data, "train.jsonl"))[:LATENT_STATISTICS_CLIPS]
-        clips = np.stack([read_frames(record["video"], FRAMES) for record in records])
-        a, b = standardize_vae_folder(os.path.join(tmp, VAE_FOLDER), clips, family.name)
-        print(f"VAE latents rescaled by {a:.3f} and shifted per channel by {np.round(b, 2).tolist()}", flush=True)
+        shutil.copytree(os.path.join(WORK, "vae_rescaled_decoder_run", "model"), os.path.join(tmp, VAE_FOLDER))
     run("tools/extract_video_latents.py", "--snapshot", staged, "--annotation", os.path.join(data, "train.jsonl"),
         "--output-dir", os.path.join(WORK, "latents"), "--resolutions", f"{SIZE}x{SIZE}", "--num-frames", str(FRAMES),
         "--dtype", "float32", "--save-dtype", "float32")
