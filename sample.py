@@ -71,8 +71,10 @@ def parse_args(argv):
     p.add_argument("--temp", type=int, help="latent frames: 8 (temp - 1) + 1 video frames; 1 = an image")
     p.add_argument("--steps", type=step_list, help="Euler steps per stage for the first frame (i2v: every frame)")
     p.add_argument("--video-steps", type=step_list, help="Euler steps per stage for later frames (t2v)")
-    p.add_argument("--guidance-scale", type=float, help="first frame (t2v, default 7); <= 0 turns guidance off")
-    p.add_argument("--video-guidance-scale", type=float, help="later frames (default 5, i2v 4)")
+    p.add_argument("--guidance-scale", type=float, help="first frame (default: the snapshot's sampling.json, else 7); "
+                   "<= 0 turns guidance off")
+    p.add_argument("--video-guidance-scale", type=float,
+                   help="later frames (default: the snapshot's sampling.json, else 5, i2v 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lora", action="append", default=[], metavar="PATH[:SCALE]",
                    help="a LoRA folder (train.py ... lora.rank=r writes <output_dir>/lora) added to the DiT with "
