@@ -24,7 +24,7 @@ def get_config():
         decoder,
         vae=os.path.join(work, "vae_rescaled"),
         output_dir=os.path.join(work, "vae_rescaled_decoder_run"),
-        step=dataclasses.replace(decoder.step,
-                                 optimizer=dataclasses.replace(decoder.step.optimizer, decay_steps=STEPS - 50)),
+        step=dataclasses.replace(decoder.step, optimizer=dataclasses.replace(  # the cosine fills the steps after warmup
+            decoder.step.optimizer, decay_steps=STEPS - decoder.step.optimizer.warmup_steps)),
         loop=dataclasses.replace(decoder.loop, num_steps=STEPS),
     )
