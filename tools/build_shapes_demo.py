@@ -35,7 +35,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from pyramid_jax.errors import UserError, add_debug_flag, run_cli  # noqa: E402 (after the path setup)
-WORK = os.path.join(ROOT, "out", "shapes_demo")  # the working folder the two training configs read
+# The build's training stages, in order: each config names the folders it reads and writes, and the build reads
+# its own paths from them (the dataset, the untrained models, each stage's model, the DiT's features).
+VAE_STAGES = ("shapes_vae_images.py", "shapes_vae.py", "shapes_vae_decoder.py")
+RESCALED_VAE_STAGE = "shapes_vae_rescaled_decoder.py"  # trains the rescaled VAE's decoder
+DIT_STAGE = "shapes_dit.py"
 LATENT_STATISTICS_CLIPS = 256  # training clips whose latents set the VAE's rescaling
 
 
@@ -45,6 +49,35 @@ def run(*args: str) -> None:
     done = subprocess.run(command, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # logs as they come
     if done.returncode:
         raise UserError(f"{' '.join(args[:3])} ... failed (exit status {done.returncode}); its error is above")
+
+
+def stage_config(name: str):
+    """The run config of the training stage `name` (a file in configs/train) and its path."""
+    from pyramid_jax.training.config import load_train_config
+
+    path = os.path.join(ROOT, "configs", "train", name)
+    return load_train_config(path), path
+
+
+def check_stages(vae_stages: list, rescaled_decoder: tuple, dit: tuple) -> None:
+    """Raises a UserError naming the config file and field of any stage that does not read what the build gives
+    it: the untrained VAE of the DiT's `snapshot` folder, each earlier stage's model, the rescaled VAE the rescaled
+    decoder trains, the dataset's and the extraction tools' annotation files."""
+    from pyramid_jax.snapshot import VAE_FOLDER
+    from pyramid_jax.training.data.storage import NULL_TEXT_FILE
+
+    (images, images_path), (dit_config, dit_path) = vae_stages[0], dit
+    features = os.path.dirname(dit_config.data.annotation)
+    wanted = [(images_path, "vae", images.vae, os.path.join(dit_config.snapshot, VAE_FOLDER)),
+              (images_path, "data.annotation", os.path.basename(images.data.annotation), "train.jsonl"),
+              (rescaled_decoder[1], "decoder_only", rescaled_decoder[0].decoder_only, True),
+              (dit_path, "data.annotation", os.path.basename(dit_config.data.annotation), "annotation.jsonl"),
+              (dit_path, "data.null_text", dit_config.data.null_text, os.path.join(features, NULL_TEXT_FILE))]
+    for (before, _), (config, path) in zip(vae_stages, vae_stages[1:]):
+        wanted.append((path, "vae", config.vae, os.path.join(before.output_dir, "model")))
+    for path, field, value, expected in wanted:
+        if value != expected:
+            raise UserError(f"{os.path.relpath(path, ROOT)}: {field} is {value!r}; the build needs {expected!r}")
 
 
 def write_json(path: str, values: dict) -> None:
@@ -81,8 +114,14 @@ def build(argv) -> int:
     family = get_family(DIT_CONFIG["_class_name"])
     dit_variant = family.variants[0].folder
 
-    data, init, staged = (os.path.join(WORK, name) for name in ("data", "init", "snapshot_vae"))
-    if not os.path.isfile(os.path.join(data, "train.jsonl")):
+    vae_stages = [stage_config(name) for name in VAE_STAGES]
+    rescaled_stage, dit_stage = stage_config(RESCALED_VAE_STAGE), stage_config(DIT_STAGE)
+    check_stages(vae_stages, rescaled_stage, dit_stage)
+    (images, _), (vae, _), (rescaled_decoder, _), (dit, _) = vae_stages[0], vae_stages[-1], rescaled_stage, dit_stage
+    data, init = os.path.dirname(images.data.annotation), dit.snapshot
+    work = os.path.dirname(dit.output_dir)
+    staged, latents = os.path.join(work, "snapshot_vae"), os.path.join(work, "latents")
+    if not os.path.isfile(images.data.annotation):
         print(f"writing {args.clips} clips to {data}", flush=True)
         write_shapes_dataset(data, args.clips, seed=0, frames=FRAMES, size=SIZE, progress=tqdm)
     if not os.path.isdir(init):
@@ -91,32 +130,32 @@ def build(argv) -> int:
             write_json(os.path.join(tmp, VAE_FOLDER, "config.json"), VAE_CONFIG)
             write_json(os.path.join(tmp, dit_variant, "config.json"), DIT_CONFIG)
 
-    for stage in ("shapes_vae_images.py", "shapes_vae.py", "shapes_vae_decoder.py"):
-        run("train.py", "--config", os.path.join(ROOT, "configs", "train", stage))
-    rescaled = os.path.join(WORK, "vae_rescaled")
+    for _, path in vae_stages:
+        run("train.py", "--config", path)
+    rescaled = rescaled_decoder.vae
     if not os.path.isdir(rescaled):
         with atomic_directory(rescaled) as tmp:
-            shutil.copytree(os.path.join(WORK, "vae_decoder_run", "model"), tmp, dirs_exist_ok=True)
-            records = read_annotations(os.path.join(data, "train.jsonl"))[:LATENT_STATISTICS_CLIPS]
+            shutil.copytree(os.path.join(vae.output_dir, "model"), tmp, dirs_exist_ok=True)
+            records = read_annotations(images.data.annotation)[:LATENT_STATISTICS_CLIPS]
             clips = np.stack([read_frames(record["video"], FRAMES) for record in records])
             a, b = standardize_vae_folder(tmp, clips, family.name)
             print(f"VAE latents rescaled by {a:.3f} and shifted per channel by {np.round(b, 2).tolist()}", flush=True)
-    run("train.py", "--config", os.path.join(ROOT, "configs", "train", "shapes_vae_rescaled_decoder.py"))
+    run("train.py", "--config", rescaled_stage[1])
     with atomic_directory(staged, overwrite=True) as tmp:  # text stack + trained VAE, for the extraction tools
         for name in text_folder_names(family):
             shutil.copytree(os.path.join(init, name), os.path.join(tmp, name))
-        shutil.copytree(os.path.join(WORK, "vae_rescaled_decoder_run", "model"), os.path.join(tmp, VAE_FOLDER))
-    run("tools/extract_video_latents.py", "--snapshot", staged, "--annotation", os.path.join(data, "train.jsonl"),
-        "--output-dir", os.path.join(WORK, "latents"), "--resolutions", f"{SIZE}x{SIZE}", "--num-frames", str(FRAMES),
+        shutil.copytree(os.path.join(rescaled_decoder.output_dir, "model"), os.path.join(tmp, VAE_FOLDER))
+    run("tools/extract_video_latents.py", "--snapshot", staged, "--annotation", images.data.annotation,
+        "--output-dir", latents, "--resolutions", f"{SIZE}x{SIZE}", "--num-frames", str(FRAMES),
         "--dtype", "float32", "--save-dtype", "float32")
     run("tools/extract_text_features.py", "--snapshot", staged, "--annotation",
-        os.path.join(WORK, "latents", "annotation.jsonl"), "--output-dir", os.path.join(WORK, "features"),
+        os.path.join(latents, "annotation.jsonl"), "--output-dir", os.path.dirname(dit.data.annotation),
         "--dtype", "float32", "--save-dtype", "float32")
-    run("train.py", "--config", os.path.join(ROOT, "configs", "train", "shapes_dit.py"))
+    run("train.py", "--config", dit_stage[1])
 
     with atomic_directory(args.output, overwrite=True) as tmp:
         shutil.copytree(staged, tmp, dirs_exist_ok=True)
-        shutil.copytree(os.path.join(WORK, "dit_run", "model"), os.path.join(tmp, dit_variant))
+        shutil.copytree(os.path.join(dit.output_dir, "model"), os.path.join(tmp, dit_variant))
         write_json(os.path.join(tmp, dit_variant, SAMPLING_FILE), SAMPLING)
     print(f"demo snapshot -> {args.output}")
     return 0
