@@ -61,8 +61,8 @@ def stage_config(name: str):
 
 def check_stages(vae_stages: list, rescaled_decoder: tuple, dit: tuple) -> None:
     """Raises a UserError naming the config file and field of any stage that does not read what the build gives
-    it: the untrained VAE of the DiT's `snapshot` folder, each earlier stage's model, the rescaled VAE the rescaled
-    decoder trains, the dataset's and the extraction tools' annotation files."""
+    it: the untrained VAE of the DiT's `snapshot` folder, each earlier stage's model, the dataset's and the extraction
+    tools' annotation files; and the rescaled VAE's stage must train the decoder alone (the DiT's latents stay)."""
     from pyramid_jax.snapshot import VAE_FOLDER
     from pyramid_jax.training.data.storage import NULL_TEXT_FILE
 
