@@ -26,15 +26,15 @@ sys.path.insert(0, ROOT)
 
 from pyramid_jax.errors import ArgumentError, add_debug_flag, run_cli  # noqa: E402 (after the path setup)
 
-CHANGES = ("square", "triangle", "colour", "2 px right")
-
-
 def main(argv=None) -> int:
     return run_cli(measure, argv)
 
 
-def variants(circle, colours: list[str]) -> dict:
-    """`circle`'s clip with one thing changed, by the name of the change (`CHANGES`)."""
+def variants(circle) -> dict:
+    """`circle`'s clip with one thing changed, by the name of the change (the table's rows, in order)."""
+    from pyramid_jax.demo.shapes import COLOURS
+
+    colours = list(COLOURS)
     return {"square": dataclasses.replace(circle, shape="square"),
             "triangle": dataclasses.replace(circle, shape="triangle"),
             "colour": dataclasses.replace(circle, colour=colours[(colours.index(circle.colour) + 1) % len(colours)]),
@@ -64,7 +64,7 @@ def measure(argv) -> int:
     import jax.numpy as jnp
 
     from pyramid_jax.demo.models import FRAMES, SIZE
-    from pyramid_jax.demo.shapes import COLOURS, random_clip, render
+    from pyramid_jax.demo.shapes import random_clip, render
     from pyramid_jax.dit.families import get_family
     from pyramid_jax.snapshot import Snapshot
     from pyramid_jax.training.data.frames import to_unit_range
@@ -72,18 +72,18 @@ def measure(argv) -> int:
 
     scaling = get_family(args.family).latents
     vae = load_vae(Snapshot(args.snapshot).vae, jnp.float32)
-    rng, colours = np.random.default_rng(args.seed), list(COLOURS)
+    rng = np.random.default_rng(args.seed)
     changes, pixel_changes = [], []
     for _ in range(args.clips):
         circle = random_clip(rng, FRAMES, SIZE, shape="circle")
-        clips = np.stack([render(clip, FRAMES, SIZE) for clip in (circle, *variants(circle, colours).values())])
+        clips = np.stack([render(clip, FRAMES, SIZE) for clip in (circle, *variants(circle).values())])
         latents = scaling.normalize(vae.encode(jnp.asarray(to_unit_range(clips))).mode())
         changes.append(relative_changes(np.asarray(latents, np.float64)))
         pixel_changes.append(relative_changes(clips.astype(np.float64)))
     changes, pixels = np.stack(changes), np.mean(pixel_changes, axis=0)  # [clips, changes], [changes]
     print(f"{args.snapshot}: change from a circle clip, over its foreground ({args.clips} clips)\n"
           "| change | latents: mean | least | most | pixels: mean |\n|---|---|---|---|---|")
-    for name, column, pixel in zip(CHANGES, changes.T, pixels):
+    for name, column, pixel in zip(variants(circle), changes.T, pixels):
         print(f"| {name} | {column.mean():.3f} | {column.min():.3f} | {column.max():.3f} | {pixel:.3f} |")
     return 0
 

@@ -23,16 +23,16 @@ def test_each_variant_changes_one_thing_of_the_circle():
     circle = random_clip(np.random.default_rng(0), 9, 64, shape="circle")
     fields = {f.name: getattr(circle, f.name) for f in dataclasses.fields(circle)}
     changed = {name: {k for k, v in fields.items() if getattr(clip, k) != v}
-               for name, clip in tool.variants(circle, list(COLOURS)).items()}
-    assert list(changed) == list(tool.CHANGES)
+               for name, clip in tool.variants(circle).items()}
     assert changed == {"square": {"shape"}, "triangle": {"shape"}, "colour": {"colour"}, "2 px right": {"x"}}
-    assert tool.variants(circle, list(COLOURS))["2 px right"].x == circle.x + 2.0
+    assert tool.variants(circle)["2 px right"].x == circle.x + 2.0
+    assert tool.variants(circle)["colour"].colour in COLOURS
 
 
 def test_the_tool_prints_every_change_of_the_demo_vae(capsys):
     assert tool.main(["--clips", "2"]) == 0
     rows = re.findall(r"^\| (.+?) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \|$", capsys.readouterr().out, re.M)
-    assert [row[0] for row in rows] == list(tool.CHANGES)
+    assert [row[0] for row in rows] == ["square", "triangle", "colour", "2 px right"]
     for _, mean, least, most, pixels in rows:
         assert 0 < float(least) <= float(mean) <= float(most) and float(pixels) > 0
 
